@@ -1,0 +1,145 @@
+"""python -m pipelines <command> ...: the thin front door the Makefile calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipelines.errors import SpecError
+
+EPILOG = """examples:
+  python -m pipelines definition experiments/EXP-0002-bert-vs-distilbert/experiment.yaml
+  python -m pipelines validate experiments/EXP-0003-tuning-minilm/experiment.yaml train.hyperparameters.epochs=1
+  python -m pipelines local experiments/EXP-0001-docstring-topics/experiment.yaml
+"""
+
+
+def _spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="path to experiment.yaml (or an experiment folder)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides with dotted paths, e.g. models.0.max_length=128")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__, epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = root.add_subparsers(dest="command", required=True)
+    for name, text in (("definition", "print the canonical pipeline definition JSON"),
+                       ("validate", "validate the spec, then every job step against the SageMaker API model"),
+                       ("plan", "print the DAG, names, URIs and parameters")):
+        _spec_args(sub.add_parser(name, help=text))
+    local = sub.add_parser("local", help="compile and run the pipeline end to end on this machine")
+    _spec_args(local)
+    local.add_argument("--store", default=".local-s3", help="local artifact store (default .local-s3)")
+    local.add_argument("--runs", default=".local-runs", help="where each execution's sandboxes and logs go")
+    local.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter")
+    local.add_argument("--from", dest="from_step", help="re-run from this step on, reuse earlier outputs")
+    local.add_argument("--no-cache", action="store_true", help="run every step even when a cached result exists")
+    local.add_argument("--parallel", type=int, default=1, help="independent steps run at once (default 1)")
+    execute = sub.add_parser("execute", help="run a compiled definition JSON with the local executor")
+    execute.add_argument("definition", help="definition JSON file")
+    execute.add_argument("--store", default=".local-s3")
+    execute.add_argument("--runs", default=".local-runs")
+    execute.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    execute.add_argument("--from", dest="from_step")
+    execute.add_argument("--no-cache", action="store_true")
+    execute.add_argument("--parallel", type=int, default=1)
+    sub.add_parser("schema", help="write schema/experiment.schema.json")
+    sub.add_parser("golden", help="regenerate tests/golden/<EXP>.json for every example experiment")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _spec_path(raw: str) -> Path:
+    path = Path(raw)
+    return path / "experiment.yaml" if path.is_dir() else path
+
+
+def _load(args):
+    from pipelines.load import load
+    from pipelines.plan import plan
+
+    return plan(load(_spec_path(args.spec), args.overrides))
+
+
+def cmd_definition(args) -> int:
+    from pipelines.compile import definition
+
+    sys.stdout.write(definition(_load(args)))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from pipelines.api_check import check_definition
+    from pipelines.compile import definition
+
+    plan = _load(args)
+    problems = check_definition(definition(plan), str(_spec_path(args.spec)))
+    if problems:
+        raise SpecError(problems)
+    kinds = "tuning" if plan.spec.tuning else "training"
+    print(f"{plan.spec.name}: valid ({len(plan.models)} model(s), {kinds}); every job step matches the SageMaker API.")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from pipelines.describe import describe
+
+    print(describe(_load(args)))
+    return 0
+
+
+def cmd_local(args) -> int:
+    from pipelines.local.run import run_experiment
+
+    return run_experiment(_load(args), args)
+
+
+def cmd_execute(args) -> int:
+    from pipelines.local.run import run_definition
+
+    return run_definition(Path(args.definition), args)
+
+
+def cmd_schema(_args) -> int:
+    from pipelines.schema import write_schema
+
+    print(write_schema())
+    return 0
+
+
+def cmd_golden(_args) -> int:
+    from pipelines.golden import regenerate
+
+    for path in regenerate():
+        print(path)
+    return 0
+
+
+COMMANDS = {
+    "definition": cmd_definition,
+    "validate": cmd_validate,
+    "plan": cmd_plan,
+    "local": cmd_local,
+    "execute": cmd_execute,
+    "schema": cmd_schema,
+    "golden": cmd_golden,
+}
+
+
+def dumps(data) -> str:
+    return json.dumps(data, indent=2, sort_keys=True)

@@ -1,0 +1,47 @@
+"""plan → SageMaker SDK v3 objects → canonical definition JSON (sorted keys, byte-identical per input)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+
+from pipelines.builders import REGISTRY
+from pipelines.builders.common import Context
+from pipelines.plan import Plan
+from pipelines.sdk import offline_session
+
+
+def pipeline(plan: Plan):
+    """The SDK Pipeline object (used by definition() here and by upsert in aws.py)."""
+    spec = plan.spec
+    session = offline_session(spec.aws.region, spec.aws.bucket)
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+    from sagemaker.mlops.workflow import Pipeline
+
+    kinds = {"String": ParameterString, "Integer": ParameterInteger, "Float": ParameterFloat}
+    parameters = {name: kinds[kind](name=name, default_value=default) for name, (kind, default) in plan.parameters.items()}
+    ctx = Context(plan=plan, session=session, parameters=parameters)
+    for _, build in REGISTRY:
+        build(ctx)
+    steps = [ctx.steps[k] for k in ("reconcile", "prepare") if k in ctx.steps]
+    steps += ctx.steps["models"]
+    steps += [ctx.steps[k] for k in ("evaluate", "gate") if k in ctx.steps]
+    return Pipeline(name=plan.pipeline_name, parameters=list(parameters.values()), steps=steps,
+                    sagemaker_session=session)
+
+
+@contextmanager
+def _quiet():
+    """The SDK logs warnings about fields it pops and DEBUG lines through its own handlers."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def definition(plan: Plan) -> str:
+    with _quiet():
+        raw = json.loads(pipeline(plan).definition())
+    return json.dumps(raw, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

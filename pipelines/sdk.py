@@ -1,0 +1,77 @@
+"""The one place that prepares and imports the SageMaker SDK for offline compilation.
+
+SDK v3 needs a region at import, validates roles over the network unless told not to, sends
+telemetry, and reads stray config files from the user's home; all of that is pinned here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+CONFIG = Path(__file__).with_name("sdk_config.yaml")
+OFFLINE_KEY = "compile-offline"
+
+
+def prepare_environment(region: str) -> None:
+    os.environ["AWS_DEFAULT_REGION"] = region
+    os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+    os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(CONFIG)
+    os.environ["SAGEMAKER_ADMIN_CONFIG_OVERRIDE"] = str(CONFIG)
+    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+    for name in ("sagemaker", "sagemaker.config", "sagemaker.core", "sagemaker.mlops", "sagemaker.train",
+                 "sagemaker.serve", "botocore", "boto3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def offline_session(region: str, bucket: str):
+    """A PipelineSession that never resolves credentials and never looks up buckets."""
+    prepare_environment(region)
+    import boto3
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    class OfflinePipelineSession(PipelineSession):
+        def default_bucket(self):  # ModelBuilder.register() asks; the answer is in the spec
+            return bucket
+
+    _memoize_config_validation()
+    _quiet_sdk_loggers()
+    boto = boto3.Session(region_name=region, aws_access_key_id=OFFLINE_KEY, aws_secret_access_key=OFFLINE_KEY)
+    return OfflinePipelineSession(boto_session=boto, default_bucket=bucket)
+
+
+def _memoize_config_validation() -> None:
+    """The SDK re-validates the same config against its JSON Schema on every lookup (~0.4 s each,
+    dozens per definition). The pinned config never changes within a process: validate it once."""
+    import functools
+    import json
+
+    from sagemaker.core.config import config as config_module
+    from sagemaker.core.config import config_manager
+    from sagemaker.core.helper import session_helper
+
+    original = config_manager.SageMakerConfig.validate_sagemaker_config
+    if getattr(original, "_smpipe_cached", False):
+        return
+
+    @functools.lru_cache(maxsize=32)
+    def _validate_text(text: str) -> None:
+        original(json.loads(text))
+
+    def cached(sagemaker_config=None):
+        _validate_text(json.dumps(sagemaker_config, sort_keys=True, default=str))
+
+    cached._smpipe_cached = True
+    config_manager.SageMakerConfig.validate_sagemaker_config = staticmethod(cached)
+    config_module.validate_sagemaker_config = cached
+    session_helper.validate_sagemaker_config = cached
+
+
+def _quiet_sdk_loggers() -> None:
+    # Some SDK modules set their own logger levels and handlers at import; compile output stays clean.
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("sagemaker"):
+            logger = logging.getLogger(name)
+            logger.setLevel(logging.ERROR)

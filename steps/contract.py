@@ -1,0 +1,129 @@
+"""The container contract: where every job finds its inputs and puts its outputs.
+
+The compiler (pipelines/) and the step programs (steps/) both read these constants, so the paths a
+definition mounts are the paths a program reads. Paths are written in their SageMaker form
+(``/opt/ml/...``); ``local()`` maps them under ``$SMPIPE_OPT_ML`` when the local executor runs a job
+in a sandbox instead of a container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+OPT_ML = "/opt/ml"
+OPT_ML_ENV = "SMPIPE_OPT_ML"
+
+# Processing jobs: mounted inputs and uploaded outputs.
+PROC_CODE = "/opt/ml/processing/input/code"
+PROC_RAW = "/opt/ml/processing/input/raw"
+PROC_RECONCILED = "/opt/ml/processing/input/reconciled"
+PROC_PREPARED = "/opt/ml/processing/input/prepared"
+PROC_PRETRAINED = "/opt/ml/processing/input/pretrained"  # /<model name>/
+PROC_MODELS = "/opt/ml/processing/input/models"  # /<model name>/model.tar.gz
+OUT_RECONCILED = "/opt/ml/processing/output/reconciled"
+OUT_PREPARED = "/opt/ml/processing/output/prepared"
+OUT_EVALUATION = "/opt/ml/processing/output/evaluation"
+OUT_BEST_MODEL = "/opt/ml/processing/output/best-model"
+
+# Training jobs: channels under /opt/ml/input/data/<channel>.
+CHANNEL_CODE = "code"
+CHANNEL_TRAIN = "train"
+CHANNEL_PRETRAINED = "pretrained"
+TRAIN_INPUT = "/opt/ml/input"
+TRAIN_CONFIG = "/opt/ml/input/config"
+TRAIN_MODEL_DIR = "/opt/ml/model"
+TRAIN_OUTPUT_DATA = "/opt/ml/output/data"
+TRAIN_CHECKPOINTS = "/opt/ml/checkpoints"
+TRAIN_FAILURE_FILE = "/opt/ml/output/failure"
+
+# Where the launcher unpacks the code bundle before starting a program.
+CODE_DIR = "/opt/ml/code"
+
+# Output names used in definitions (ProcessingOutput.OutputName) and PropertyFiles.
+OUTPUT_RECONCILED = "reconciled"
+OUTPUT_PREPARED = "prepared"
+OUTPUT_EVALUATION = "evaluation"
+OUTPUT_BEST_MODEL = "best-model"
+EVALUATION_FILE = "evaluation.json"
+BEST_MODEL_FILE = "model.tar.gz"
+
+# Hyperparameter keys the launcher consumes itself (never passed to the program as flags).
+HP_PROGRAM = "smpipe_program"
+HP_CODE_BUNDLE = "smpipe_code_bundle"
+
+# Metric lines: the training program prints them, metric_definitions parse them.
+METRIC_LINE = "#metric {name}={value:.6f};"
+TRAINING_METRICS = (
+    "train:loss",
+    "validation:loss",
+    "validation:accuracy",
+    "validation:macro_f1",
+    "validation:weighted_f1",
+    "train:samples_per_second",
+)
+EVALUATION_METRICS = ("test:accuracy", "test:macro_f1", "test:weighted_f1")
+
+
+def metric_line(name: str, value: float) -> str:
+    """The one line format for a metric; ``metric_regex(name)`` parses it."""
+    return METRIC_LINE.format(name=name, value=float(value))
+
+
+def metric_regex(name: str) -> str:
+    return "#metric " + re.escape(name) + r"=([-+0-9.eE]+);"
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    return [{"Name": name, "Regex": metric_regex(name)} for name in TRAINING_METRICS]
+
+
+def root() -> Path:
+    """The /opt/ml root for this process (overridable so jobs can run outside a container)."""
+    return Path(os.environ.get(OPT_ML_ENV, OPT_ML))
+
+
+def local(path: str) -> Path:
+    """Map a contract path (``/opt/ml/...``) onto this process's root."""
+    if path == OPT_ML or path.startswith(OPT_ML + "/"):
+        return root() / path[len(OPT_ML) + 1 :]
+    return Path(path)
+
+
+def channel_dir(channel: str) -> Path:
+    env = os.environ.get(f"SM_CHANNEL_{channel.upper()}")
+    return Path(env) if env else local(f"{TRAIN_INPUT}/data/{channel}")
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("SM_MODEL_DIR") or local(TRAIN_MODEL_DIR))
+
+
+def output_data_dir() -> Path:
+    return Path(os.environ.get("SM_OUTPUT_DATA_DIR") or local(TRAIN_OUTPUT_DATA))
+
+
+def checkpoint_dir() -> Path:
+    return Path(os.environ.get("SMPIPE_CHECKPOINT_DIR") or local(TRAIN_CHECKPOINTS))
+
+
+def read_json(path: Path, default: dict | None = None) -> dict:
+    if not path.exists():
+        return {} if default is None else default
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def hyperparameters() -> dict[str, str]:
+    """SageMaker writes hyperparameters as a JSON map of strings."""
+    return read_json(local(f"{TRAIN_CONFIG}/hyperparameters.json"))
+
+
+def resource_config() -> dict:
+    """hosts, current_host (single-host defaults when the file is absent)."""
+    cfg = read_json(local(f"{TRAIN_CONFIG}/resourceconfig.json"))
+    if not cfg:
+        host = os.environ.get("SM_CURRENT_HOST", "algo-1")
+        cfg = {"current_host": host, "hosts": json.loads(os.environ.get("SM_HOSTS", f'["{host}"]'))}
+    return cfg
