@@ -13,7 +13,7 @@ FILE = "user_defined_funcs.py"
 
 # name → (minimum positional parameters, the step that calls it)
 FUNCTIONS = {
-    "reconcile_data": (2, "reconcile"),
+    "reconcile_data": (3, "reconcile"),
     "get_dataset_features": (1, "prepare"),
     "encode_data": (3, "prepare"),
     "load_model": (3, "train"),

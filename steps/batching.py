@@ -1,0 +1,56 @@
+"""Batches for variable-length text: length-grouped batch order and dynamic padding."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+MEGA_BATCH = 50  # sort by length inside groups of 50 batches: little padding, still shuffled
+
+
+class LengthGroupedBatches(torch.utils.data.Sampler):
+    """Yields lists of indices. Set ``epoch`` before iterating for a new, reproducible order."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, shuffle: bool = True, group: bool = True):
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+        self.shuffle, self.group, self.epoch = shuffle, group, 0
+
+    def batches(self) -> list[list[int]]:
+        order = list(range(len(self.lengths)))
+        rng = random.Random(self.seed + self.epoch)
+        if self.shuffle:
+            rng.shuffle(order)
+        if self.group:
+            span = self.batch_size * MEGA_BATCH
+            order = [i for start in range(0, len(order), span)
+                     for i in sorted(order[start:start + span], key=lambda j: -self.lengths[j])]
+        out = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.shuffle and self.group:
+            rng.shuffle(out)
+        return out
+
+    def __iter__(self):
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+
+def collate(pad_id: int, multiple: int = 8):
+    """Pad to the longest row of the batch, rounded up to ``multiple`` (tensor-core friendly)."""
+
+    def fn(rows: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(len(r["input_ids"]) for r in rows)
+        width = (longest + multiple - 1) // multiple * multiple
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.as_tensor(r["input_ids"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask,
+                "labels": torch.as_tensor([r["labels"] for r in rows], dtype=torch.long),
+                "doc_id": torch.as_tensor([r["doc_id"] for r in rows], dtype=torch.long)}
+
+    return fn

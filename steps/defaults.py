@@ -1,0 +1,162 @@
+"""Built-in text-classification defaults for the five user functions.
+
+An experiment's user_defined_funcs.py may define any of them with the same signature to replace
+the default; see templates/new-exp/user_defined_funcs.py.j2.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from steps.common import StepError
+
+TEXT_SUFFIXES = {".txt", ".md"}
+
+
+# -- reconcile -------------------------------------------------------------------------------------
+
+def reconcile_data(raw_dir: Path, text_column: str, label_column: str) -> Iterator[dict]:
+    """Yield {"text", "label", "source"} records from CSV, JSONL, Parquet, or folders of text files
+    named by their label (``raw/<label>/<doc>.txt``)."""
+    files = sorted(p for p in Path(raw_dir).rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise StepError(f"no input files under {raw_dir}: check data.source")
+    for path in files:
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            yield from _csv(path, text_column, label_column)
+        elif suffix in (".jsonl", ".json"):
+            yield from _jsonl(path, text_column, label_column)
+        elif suffix == ".parquet":
+            yield from _parquet(path, text_column, label_column)
+        elif suffix in TEXT_SUFFIXES and path.parent != Path(raw_dir):
+            yield {"text": _read_text(path), "label": path.parent.name, "source": str(path.relative_to(raw_dir))}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StepError(f"{path}: not UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
+
+
+def _require(path: Path, columns, text_column: str, label_column: str) -> None:
+    missing = [c for c in (text_column, label_column) if c not in columns]
+    if missing:
+        raise StepError(f"{path}: column(s) {', '.join(missing)} not found (has: {', '.join(map(str, columns))}); "
+                        "set data.text / data.label in the spec")
+
+
+def _csv(path: Path, text_column: str, label_column: str) -> Iterator[dict]:
+    csv.field_size_limit(sys.maxsize)  # long documents exceed the default 128 KiB field limit
+    with path.open(encoding="utf-8", newline="") as fh:
+        try:
+            reader = csv.DictReader(fh)
+            _require(path, reader.fieldnames or [], text_column, label_column)
+            for i, row in enumerate(reader):
+                yield {"text": row[text_column], "label": row[label_column], "source": f"{path.name}:{i + 2}"}
+        except UnicodeDecodeError as exc:
+            raise StepError(f"{path}: not UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
+        except csv.Error as exc:
+            raise StepError(f"{path}: malformed CSV ({exc})") from None
+
+
+def _jsonl(path: Path, text_column: str, label_column: str) -> Iterator[dict]:
+    for i, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise StepError(f"{path}:{i}: invalid JSON ({exc.msg}); one JSON object per line") from None
+        if i == 1:
+            _require(path, row, text_column, label_column)
+        yield {"text": row.get(text_column), "label": row.get(label_column), "source": f"{path.name}:{i}"}
+
+
+def _parquet(path: Path, text_column: str, label_column: str) -> Iterator[dict]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    _require(path, table.column_names, text_column, label_column)
+    for i, (text, label) in enumerate(zip(table[text_column].to_pylist(), table[label_column].to_pylist(), strict=True)):
+        yield {"text": text, "label": label, "source": f"{path.name}:{i}"}
+
+
+# -- prepare ---------------------------------------------------------------------------------------
+
+def get_dataset_features(label_names: list[str]):
+    """Features of the encoded dataset (what every model's prepared split holds)."""
+    from datasets import ClassLabel, Features, Sequence, Value
+
+    return Features({
+        "input_ids": Sequence(Value("int32")),
+        "attention_mask": Sequence(Value("int8")),
+        "labels": ClassLabel(names=label_names),
+        "doc_id": Value("int64"),
+    })
+
+
+def encode_data(batch: dict, tokenizer, model: dict) -> dict:
+    """Tokenise a batch {"text", "labels", "doc_id"} into model inputs, one row per window.
+
+    ``model`` holds max_length, long_documents (head | head+tail | sliding) and stride.
+    """
+    max_length, strategy = int(model["max_length"]), model["long_documents"]
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+    encoded = tokenizer(batch["text"], add_special_tokens=False, truncation=strategy == "head",
+                        max_length=budget if strategy == "head" else None, verbose=False)["input_ids"]
+    prefix, suffix = special_tokens(tokenizer)
+    out = {"input_ids": [], "attention_mask": [], "labels": [], "doc_id": []}
+    for ids, label, doc_id in zip(encoded, batch["labels"], batch["doc_id"], strict=True):
+        for window in _windows(ids, budget, strategy, int(model.get("stride", 0))):
+            full = prefix + window + suffix
+            out["input_ids"].append(full)
+            out["attention_mask"].append([1] * len(full))
+            out["labels"].append(label)
+            out["doc_id"].append(doc_id)
+    return out
+
+
+def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids a tokenizer puts before and after a single sequence ([CLS] … [SEP], <s> … </s>)."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start:start + len(bare)] == bare:
+            return full[:start], full[start + len(bare):]
+    return [], []
+
+
+def _windows(ids: list[int], budget: int, strategy: str, stride: int) -> list[list[int]]:
+    if len(ids) <= budget or strategy == "head":
+        return [ids[:budget]]
+    if strategy == "head+tail":
+        head = budget // 4  # the start and the end of a long document carry most of its label
+        return [ids[:head] + ids[len(ids) - (budget - head):]]
+    step = budget - stride
+    return [ids[start:start + budget] for start in range(0, max(len(ids) - stride, 1), step)]
+
+
+# -- train / export --------------------------------------------------------------------------------
+
+def load_model(source: str, label_names: list[str], init: str):
+    """A sequence classifier with a fresh head; ``init: random`` keeps the architecture, drops the weights."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    id2label = dict(enumerate(label_names))
+    label2id = {label: i for i, label in id2label.items()}
+    if init == "random":
+        config = AutoConfig.from_pretrained(source, num_labels=len(label_names), id2label=id2label, label2id=label2id)
+        return AutoModelForSequenceClassification.from_config(config)
+    return AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=len(label_names), id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True)
+
+
+def ordered_model_input_keys(tokenizer) -> list[str]:
+    """The model's forward arguments, in order, that the TorchScript trace takes."""
+    return ["input_ids", "attention_mask"]

@@ -1,0 +1,202 @@
+"""Evaluate and compare: batched inference of every exported model on the same test set.
+
+    python -m steps.evaluate --model minilm --model baseline [--objective test:macro_f1]
+
+For each model (``<models>/<name>/model.tar.gz`` or an unpacked folder): the TorchScript model runs on
+GPU when there is one (bf16 autocast), else CPU, in length-sorted batches. Writes evaluation.json
+(read by the pipeline's gate: ``best.test_macro_f1``), report.md, per-model confusion matrix PNGs,
+and copies the best model's model.tar.gz to the best-model output for registration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from steps import contract
+from steps.batching import collate
+from steps.common import StepError, aggregate_windows, classification_metrics, read_labels, run_main, write_json
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append", required=True, help="model name (repeat for a comparison)")
+    p.add_argument("--objective", default="test:macro_f1", choices=contract.EVALUATION_METRICS)
+    p.add_argument("--prepared", type=Path, default=None, help=f"default {contract.PROC_PREPARED}")
+    p.add_argument("--models-dir", type=Path, default=None, help=f"default {contract.PROC_MODELS}")
+    p.add_argument("--output", type=Path, default=None, help=f"default {contract.OUT_EVALUATION}")
+    p.add_argument("--best-output", type=Path, default=None, help=f"default {contract.OUT_BEST_MODEL}")
+    p.add_argument("--batch-size", type=int, default=0, help="0 = 256 on GPU, 64 on CPU")
+    args = p.parse_args(argv)
+    args.prepared = args.prepared or contract.local(contract.PROC_PREPARED)
+    args.models_dir = args.models_dir or contract.local(contract.PROC_MODELS)
+    args.output = args.output or contract.local(contract.OUT_EVALUATION)
+    args.best_output = args.best_output or contract.local(contract.OUT_BEST_MODEL)
+    return args
+
+
+def artifact(models_dir: Path, name: str) -> tuple[Path, Path | None]:
+    """(unpacked folder, the model.tar.gz it came from or None)."""
+    folder = models_dir / name
+    tars = sorted(folder.rglob("model.tar.gz")) if folder.is_dir() else []
+    if tars:
+        target = Path(tempfile.mkdtemp(prefix=f"eval-{name}-"))
+        with tarfile.open(tars[0]) as tar:
+            tar.extractall(target, filter="data")
+        return target, tars[0]
+    if (folder / "model.pt").is_file():
+        return folder, None
+    raise StepError(f"no model.tar.gz or model.pt for {name!r} under {folder}")
+
+
+def predict(model_dir: Path, test, batch_size: int, pad_id: int) -> tuple:
+    """Logits for every test row, in dataset order; returns (doc_ids, logits, labels, rows/s)."""
+    import numpy as np
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = torch.jit.load(str(model_dir / "model.pt"), map_location=device).eval()
+    keys = contract.read_json(model_dir / "input_keys.json", {"keys": ["input_ids", "attention_mask"]})["keys"]
+    rows = list(test)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))  # little padding per batch
+    pad = collate(pad_id)
+    logits = np.zeros((len(rows), 0))
+    started = time.perf_counter()
+    with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = pad([rows[i] for i in idx])
+            out = model(*[batch[k].to(device, non_blocking=True) for k in keys]).float().cpu().numpy()
+            if logits.shape[1] == 0:
+                logits = np.zeros((len(rows), out.shape[1]))
+            logits[idx] = out
+    rate = len(rows) / max(time.perf_counter() - started, 1e-9)
+    return [r["doc_id"] for r in rows], logits, [r["labels"] for r in rows], rate
+
+
+def per_label(labels, predictions, names: list[str]) -> dict:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, r, f, s = precision_recall_fscore_support(labels, predictions, labels=list(range(len(names))), zero_division=0)
+    return {n: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, n in enumerate(names)}
+
+
+def mcnemar(correct_a, correct_b) -> dict:
+    """Exact McNemar test on the paired per-document outcomes of two models."""
+    import numpy as np
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(correct_a), np.asarray(correct_b)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return {"only_best_correct": only_a, "only_other_correct": only_b, "p_value": float(p)}
+
+
+def confusion_png(labels, predictions, names: list[str], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(labels, predictions, labels=list(range(len(names))))
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(names), 1 + 0.6 * len(names)))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for (i, j), v in __import__("numpy").ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return matrix.tolist()
+
+
+def evaluate_model(args, name: str, names: list[str]) -> dict:
+    import torch
+    from datasets import load_from_disk
+
+    folder, tar = artifact(args.models_dir, name)
+    data_dir = args.prepared / name
+    if not (data_dir / "dataset_dict.json").is_file():
+        raise StepError(f"{data_dir} is not a prepared dataset: the prepare step writes one per model")
+    test = load_from_disk(str(data_dir))["test"]
+    size = args.batch_size or (256 if torch.cuda.is_available() else 64)
+    from transformers import AutoTokenizer
+
+    pad_id = AutoTokenizer.from_pretrained(str(folder / "hf")).pad_token_id or 0
+    doc_ids, logits, labels, rate = predict(folder, test, size, pad_id)
+    docs, doc_logits, doc_labels = aggregate_windows(doc_ids, logits, labels)
+    predictions = doc_logits.argmax(-1)
+    metrics = classification_metrics(doc_labels, predictions, len(names))
+    matrix = confusion_png(doc_labels, predictions, names, name, args.output / f"confusion_{name}.png")
+    return {"metrics": {f"test_{k}": v for k, v in metrics.items()}, "per_label": per_label(doc_labels, predictions, names),
+            "confusion_matrix": matrix, "rows_per_second": rate, "documents": len(docs),
+            "correct": (predictions == doc_labels).tolist(), "doc_ids": docs.tolist(), "tar": tar, "folder": folder}
+
+
+def report_md(evaluation: dict, names: list[str]) -> str:
+    key = evaluation["objective"]
+    lines = [f"# Evaluation: {evaluation['experiment']}", "", f"Objective: `{key}`. Best model: "
+             f"**{evaluation['best']['model']}**.", "", "| rank | model | accuracy | macro F1 | weighted F1 | docs/s |",
+             "|---|---|---|---|---|---|"]
+    for rank, row in enumerate(evaluation["leaderboard"], start=1):
+        m = row["metrics"]
+        lines.append(f"| {rank} | {row['model']} | {m['test_accuracy']:.4f} | {m['test_macro_f1']:.4f} | "
+                     f"{m['test_weighted_f1']:.4f} | {row['rows_per_second']:.0f} |")
+    for cmp in evaluation["comparisons"]:
+        lines.append(f"\nMcNemar {evaluation['best']['model']} vs {cmp['other']}: p = {cmp['p_value']:.4g} "
+                     f"({cmp['only_best_correct']} vs {cmp['only_other_correct']} discordant documents)")
+    for name, model in evaluation["models"].items():
+        lines += ["", f"## {name}", "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                  for label, v in model["per_label"].items()]
+        lines.append(f"\n![confusion matrix](confusion_{name}.png)")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    names = read_labels(args.prepared)
+    args.output.mkdir(parents=True, exist_ok=True)
+    results = {name: evaluate_model(args, name, names) for name in args.model}
+    key = args.objective.replace(":", "_")
+    ranked = sorted(results, key=lambda n: (-results[n]["metrics"][key], n))
+    best = ranked[0]
+    comparisons = []
+    for other in ranked[1:]:
+        if results[other]["doc_ids"] != results[best]["doc_ids"]:
+            raise StepError(f"models {best} and {other} were not evaluated on the same documents")
+        comparisons.append({"other": other, **mcnemar(results[best]["correct"], results[other]["correct"])})
+    from steps.common import experiment_name
+
+    evaluation = {
+        "experiment": experiment_name(), "objective": args.objective, "labels": names,
+        "best": {"model": best, **results[best]["metrics"]},
+        "leaderboard": [{"model": n, "metrics": results[n]["metrics"], "rows_per_second": results[n]["rows_per_second"]}
+                        for n in ranked],
+        "models": {n: {k: v for k, v in r.items() if k not in ("correct", "doc_ids", "tar", "folder")}
+                   for n, r in results.items()},
+        "comparisons": comparisons,
+    }
+    write_json(args.output / contract.EVALUATION_FILE, evaluation)
+    (args.output / "report.md").write_text(report_md(evaluation, names), encoding="utf-8")
+    args.best_output.mkdir(parents=True, exist_ok=True)
+    source = results[best]["tar"]
+    if source is not None:
+        shutil.copy(source, args.best_output / contract.BEST_MODEL_FILE)
+    print(json.dumps({"best": evaluation["best"], "report": str(args.output / "report.md")}))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,100 @@
+"""Export: TorchScript trace of the best model, checked against the eager model on real batches.
+
+    python -m steps.export [--model-dir DIR --data-dir DIR --tolerance 1e-3]
+
+Runs at the end of the training job (the launcher starts it on the main host). Writes into the model
+artifact: model.pt (traced, inputs in ``ordered_model_input_keys`` order, returns logits),
+labels.json (id2label), the tokenizer files (hf/), and export_report.json with the parity figures.
+Fails (exit 1) when traced and eager logits differ by more than the tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from steps import contract, udf
+from steps.batching import collate
+from steps.common import StepError, read_labels, run_main, write_json
+
+PARITY_BATCHES = 4
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-dir", type=Path, default=None, help="holds hf/ from training (default SM_MODEL_DIR)")
+    p.add_argument("--data-dir", type=Path, default=None, help="prepared dataset (default: train channel)")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max |traced - eager| logit difference")
+    p.add_argument("--batch-size", type=int, default=8)
+    args = p.parse_args(argv)
+    args.model_dir = args.model_dir or contract.model_dir()
+    args.data_dir = args.data_dir or contract.channel_dir(contract.CHANNEL_TRAIN)
+    return args
+
+
+class LogitsOnly:
+    """Wraps a HF model so the trace takes positional tensors and returns a tensor."""
+
+    @staticmethod
+    def build(model, keys: list[str]):
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, *inputs):
+                return self.model(**dict(zip(keys, inputs, strict=True))).logits
+
+        return Wrapper().eval()
+
+
+def parity_batches(args, pad_id: int, keys: list[str]) -> list[tuple]:
+    """Real validation rows, batched by different lengths (a trace must not freeze one shape)."""
+    from datasets import load_from_disk
+
+    data = load_from_disk(str(args.data_dir))["validation"]
+    rows = sorted(data, key=lambda r: len(r["input_ids"]))
+    if not rows:
+        raise StepError(f"{args.data_dir}: the validation split is empty")
+    pad = collate(pad_id)
+    chunks = [rows[i:i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
+    pick = [chunks[int(i * (len(chunks) - 1) / max(PARITY_BATCHES - 1, 1))] for i in range(PARITY_BATCHES)]
+    return [tuple(pad(chunk)[k] for k in keys) for chunk in pick]
+
+
+def main(argv=None) -> int:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    args = parse_args(argv)
+    hf_dir = args.model_dir / "hf"
+    if not (hf_dir / "config.json").is_file():
+        raise StepError(f"{hf_dir} has no trained model (config.json missing): run steps.train first")
+    tokenizer = AutoTokenizer.from_pretrained(str(hf_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(hf_dir), attn_implementation="eager").eval()
+    keys = list(udf.function("ordered_model_input_keys")(tokenizer))
+    wrapper = LogitsOnly.build(model, keys)
+    batches = parity_batches(args, tokenizer.pad_token_id or 0, keys)
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, batches[len(batches) // 2], strict=False, check_trace=False)
+        traced = torch.jit.freeze(traced)
+        diffs = [float((traced(*b) - wrapper(*b)).abs().max()) for b in batches]
+    report = {"input_keys": keys, "tolerance": args.tolerance, "max_abs_diff": max(diffs),
+              "batches": [{"shape": list(b[0].shape), "max_abs_diff": d} for b, d in zip(batches, diffs, strict=True)],
+              "passed": max(diffs) <= args.tolerance}
+    write_json(args.model_dir / "export_report.json", report)
+    if not report["passed"]:
+        print(json.dumps(report), flush=True)
+        raise SystemExit(f"export parity failed: max |traced - eager| = {max(diffs):.2e} > {args.tolerance:.0e}")
+    torch.jit.save(traced, str(args.model_dir / "model.pt"))
+    write_json(args.model_dir / "labels.json", {"labels": read_labels(args.data_dir)})
+    write_json(args.model_dir / "input_keys.json", {"keys": keys})
+    print(json.dumps({"exported": str(args.model_dir / "model.pt"), "max_abs_diff": max(diffs)}))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,141 @@
+"""Prepare: label map, one stratified train/validation/test split, tokenisation per model.
+
+    python -m steps.prepare --model minilm:256:head:64: [--model NAME:MAX_LENGTH:STRATEGY:STRIDE:HUB_ID ...]
+
+Every model is encoded from the same split (a comparison is fair only on the same documents).
+Reads data.jsonl from the reconcile step (or raw files when there is none) and each model's tokenizer
+from its pretrained input. Writes labels.json, split.json and one dataset folder per model
+(``save_to_disk``: train / validation / test, with a doc_id per row so windows can be aggregated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from steps import contract, udf
+from steps.common import StepError, run_main, write_json
+from steps.reconcile import clean
+
+MIN_PER_LABEL = 3  # one document in each split
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", type=Path, default=None, help="reconciled folder (data.jsonl) or raw folder")
+    p.add_argument("--pretrained", type=Path, default=None, help=f"folder of <model>/ (default {contract.PROC_PRETRAINED})")
+    p.add_argument("--output", type=Path, default=None, help=f"default {contract.OUT_PREPARED}")
+    p.add_argument("--model", action="append", required=True, help="NAME:MAX_LENGTH:STRATEGY:STRIDE:HUB_ID")
+    p.add_argument("--splits", default="0.8,0.1,0.1", help="train,validation,test fractions")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+    return p.parse_args(argv)
+
+
+def parse_model(raw: str) -> dict:
+    parts = raw.split(":", 4)
+    if len(parts) != 5 or not parts[1].isdigit():
+        raise StepError(f"--model {raw!r}: expected NAME:MAX_LENGTH:STRATEGY:STRIDE:HUB_ID (HUB_ID may be empty)")
+    name, max_length, strategy, stride, hub = parts
+    return {"name": name, "max_length": int(max_length), "long_documents": strategy, "stride": int(stride or 0),
+            "hub_model_id": hub}
+
+
+def read_records(args) -> list[dict]:
+    reconciled = args.input or contract.local(contract.PROC_RECONCILED)
+    if (reconciled / "data.jsonl").is_file():
+        lines = (reconciled / "data.jsonl").read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+    raw = args.input or contract.local(contract.PROC_RAW)
+    if not raw.exists():
+        raise StepError(f"neither {reconciled}/data.jsonl nor a raw folder {raw} exists")
+    rows, _ = clean(udf.function("reconcile_data")(raw, args.text_column, args.label_column))
+    return [{"doc_id": i, **row} for i, row in enumerate(rows)]
+
+
+def split(records: list[dict], fractions: list[float], seed: int) -> dict[str, list[dict]]:
+    from collections import Counter
+
+    from sklearn.model_selection import train_test_split
+
+    counts = Counter(r["label"] for r in records)
+    if len(counts) < 2:
+        raise StepError(f"only one label ({next(iter(counts), 'none')!r}) in {len(records)} records: "
+                        "a classifier needs at least two")
+    scarce = {label: n for label, n in counts.items() if n < MIN_PER_LABEL}
+    if scarce:
+        raise StepError(f"labels with fewer than {MIN_PER_LABEL} documents cannot appear in every split: {scarce}; "
+                        "add data or merge these labels in reconcile_data")
+    train_f, val_f, test_f = fractions
+    labels = [r["label"] for r in records]
+    n_labels = len(counts)
+    test_n = max(n_labels, round(test_f * len(records)))
+    rest, test = train_test_split(records, test_size=test_n, stratify=labels, random_state=seed)
+    val_n = max(n_labels, round(val_f * len(records)))
+    train, validation = train_test_split(rest, test_size=val_n, stratify=[r["label"] for r in rest], random_state=seed)
+    return {"train": train, "validation": validation, "test": test}
+
+
+def encode(parts: dict[str, list[dict]], label_names: list[str], model: dict, tokenizer):
+    from datasets import Dataset, DatasetDict
+
+    index = {label: i for i, label in enumerate(label_names)}
+    features = udf.function("get_dataset_features")(label_names)
+    encode_fn = udf.function("encode_data")
+    out = {}
+    for name, rows in parts.items():
+        raw = Dataset.from_dict({"text": [r["text"] for r in rows], "labels": [index[r["label"]] for r in rows],
+                                 "doc_id": [r["doc_id"] for r in rows]})
+        workers = max(1, min(os.cpu_count() or 1, len(rows) // 2000))
+        out[name] = raw.map(encode_fn, batched=True, batch_size=256, remove_columns=raw.column_names,
+                            fn_kwargs={"tokenizer": tokenizer, "model": model}, features=features,
+                            num_proc=workers if workers > 1 else None, desc=f"{model['name']}/{name}")
+    return DatasetDict(out)
+
+
+def load_tokenizer(model: dict, pretrained_root: Path):
+    from transformers import AutoTokenizer
+
+    folder = pretrained_root / model["name"]
+    source = str(folder) if folder.is_dir() else model["hub_model_id"]
+    if not source:
+        raise StepError(f"model {model['name']!r}: no pretrained folder at {folder} and no hub id; "
+                        "check models[].source in the spec")
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise StepError(f"model {model['name']!r}: cannot load a tokenizer from {source} ({exc})") from None
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = args.output or contract.local(contract.OUT_PREPARED)
+    pretrained = args.pretrained or contract.local(contract.PROC_PRETRAINED)
+    fractions = [float(x) for x in args.splits.split(",")]
+    models = [parse_model(m) for m in args.model]
+    tokenizers = {m["name"]: load_tokenizer(m, pretrained) for m in models}  # fail before any work
+    records = read_records(args)
+    parts = split(records, fractions, args.seed)
+    label_names = sorted({r["label"] for r in records})
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "labels.json", {"labels": label_names})
+    write_json(out / "split.json", {k: sorted(r["doc_id"] for r in v) for k, v in parts.items()})
+    summary = {}
+    for model in models:
+        encoded = encode(parts, label_names, model, tokenizers[model["name"]])
+        target = out / model["name"]
+        encoded.save_to_disk(str(target))
+        write_json(target / "labels.json", {"labels": label_names})
+        write_json(target / "model.json", model)
+        summary[model["name"]] = {k: len(v) for k, v in encoded.items()}
+    write_json(out / "prepare_results.json", {"documents": {k: len(v) for k, v in parts.items()},
+                                              "rows": summary, "labels": label_names})
+    print(json.dumps({"documents": {k: len(v) for k, v in parts.items()}, "rows": summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
