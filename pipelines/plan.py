@@ -32,6 +32,7 @@ class Plan:
     parameters: dict[str, tuple[str, object]]  # name → (type, default)
     models: tuple[ModelPlan, ...]
     uploads: dict[str, Path] = field(default_factory=dict)  # s3 URI → local file or folder
+    code_bundle: bytes = field(default=b"", repr=False)
 
     def data_uri(self, part: str) -> str:
         return f"{self.base_uri}/data/{part}"
@@ -59,7 +60,7 @@ def plan(loaded: Loaded) -> Plan:
         "ApprovalStatus": ("String", spec.register.approval),
     }
     return Plan(spec=spec, pipeline_name=spec.name, base_uri=base_uri, code_uri=code_uri, code_sha256=sha,
-                parameters=parameters, models=models, uploads=uploads)
+                parameters=parameters, models=models, uploads=uploads, code_bundle=code)
 
 
 def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path]) -> str:

@@ -1,0 +1,316 @@
+"""Execute a compiled pipeline definition on this machine: DAG order, caching, conditions, failure.
+
+Every execution gets its own folder (``<runs>/<execution id>/``) with state.json, one log per step
+and a sandbox per job. A step whose resolved arguments match an earlier successful run is reused
+(SageMaker's cache semantics; execution variables are compared as written, not as values).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pipelines.local import expressions as ex
+from pipelines.local.jobs import Job, JobFailed, run_processing, run_training
+from pipelines.local.store import LocalStore
+from pipelines.local.tuning import tune
+
+JOB_TYPES = {"Processing", "Training", "Tuning"}
+
+
+@dataclass
+class Options:
+    store: LocalStore
+    runs: Path
+    registry: Path
+    code_root: Path
+    parameters: dict = field(default_factory=dict)
+    from_step: str | None = None
+    use_cache: bool = True
+    parallel: int = 1
+    echo: bool = False
+    say: object = print
+
+
+@dataclass
+class Outcome:
+    execution_id: str
+    status: str  # Succeeded | Failed
+    folder: Path
+    steps: dict  # name → {"status", "seconds", "reason", "properties"}
+    failure: str = ""
+
+
+def flatten(steps: list, parent: str | None = None) -> dict[str, tuple[dict, str | None]]:
+    """name → (step, the condition step that owns it, if any)."""
+    out = {}
+    for step in steps:
+        out[step["Name"]] = (step, parent)
+        if step["Type"] == "Condition":
+            nested = step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
+            out.update(flatten(nested, step["Name"]))
+    return out
+
+
+def dependencies(steps: dict) -> dict[str, set[str]]:
+    deps = {}
+    for name, (step, owner) in steps.items():
+        args = {k: v for k, v in step.get("Arguments", {}).items() if k not in ("IfSteps", "ElseSteps")}
+        found = ex.references(args) | set(step.get("DependsOn", []))
+        found |= {s for s in ex.references(step.get("Arguments", {}).get("Conditions", []))}
+        if owner:
+            found.add(owner)
+        deps[name] = {d for d in found if d in steps and d != name}
+    return deps
+
+
+def descendants(deps: dict[str, set[str]], root: str) -> set[str]:
+    out, frontier = {root}, [root]
+    while frontier:
+        current = frontier.pop()
+        for name, parents in deps.items():
+            if current in parents and name not in out:
+                out.add(name)
+                frontier.append(name)
+    return out
+
+
+def parameter_values(definition: dict, overrides: dict) -> dict:
+    casts = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
+    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
+    unknown = set(overrides) - set(declared)
+    if unknown:
+        raise ex.ExpressionError(f"unknown parameter(s) {sorted(unknown)}; declared: {sorted(declared)}")
+    values = {}
+    for name, p in declared.items():
+        raw = overrides.get(name, p.get("DefaultValue"))
+        if raw is None:
+            raise ex.ExpressionError(f"parameter {name} has no default; pass --param {name}=VALUE")
+        try:
+            values[name] = casts[p["Type"]](raw)
+        except ValueError:
+            raise ex.ExpressionError(f"parameter {name}: {raw!r} is not a {p['Type']}") from None
+    return values
+
+
+def symbolic(value, scope: ex.Scope):
+    """Resolve parameters and step properties, keep execution variables as written (the cache key)."""
+    if isinstance(value, dict):
+        if set(value) == {"Get"} and str(value["Get"]).startswith("Execution."):
+            return value
+        if len(value) == 1 and next(iter(value)) in ("Get", "Std:JsonGet"):
+            return ex.evaluate(value, scope)
+        if set(value) == {"Std:Join"}:
+            parts = [symbolic(v, scope) for v in value["Std:Join"]["Values"]]
+            return {"Std:Join": {"On": value["Std:Join"]["On"], "Values": parts}}
+        return {k: symbolic(v, scope) for k, v in value.items()}
+    if isinstance(value, list):
+        return [symbolic(v, scope) for v in value]
+    return value
+
+
+def expiry(duration: str | None) -> timedelta:
+    match = re.fullmatch(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?",
+                         duration or "")
+    if not match:
+        return timedelta(days=36500)
+    y, mo, w, d, h, mi, s = (int(g or 0) for g in match.groups())
+    return timedelta(days=365 * y + 30 * mo + 7 * w + d, hours=h, minutes=mi, seconds=s)
+
+
+class Execution:
+    def __init__(self, definition: dict, options: Options, pipeline_name: str):
+        self.definition, self.options = definition, options
+        self.steps = flatten(definition["Steps"])
+        self.deps = dependencies(self.steps)
+        self.execution_id = f"local-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        self.folder = options.runs / self.execution_id
+        self.scope = ex.Scope(
+            parameters=parameter_values(definition, options.parameters),
+            execution={"PipelineExecutionId": self.execution_id, "PipelineName": pipeline_name,
+                       "PipelineExecutionArn": f"arn:local:pipeline/{pipeline_name}/execution/{self.execution_id}",
+                       "StartDateTime": datetime.now(UTC).isoformat()},
+            read_property_file=self._read_property_file)
+        self.results: dict[str, dict] = {}
+        self.skipped_branch: set[str] = set()
+        self.lock = threading.Lock()
+        self.cache_dir = options.runs / "cache"
+
+    # -- property files -------------------------------------------------------------------------
+    def _read_property_file(self, step: str, name: str) -> dict:
+        definition, _ = self.steps[step]
+        spec = next(p for p in definition.get("PropertyFiles", []) if p["PropertyFileName"] == name)
+        output = ex.navigate(self.scope.steps[step], ex.tokens(f"ProcessingOutputConfig.Outputs['{spec['OutputName']}']"),
+                             name)
+        target = self.folder / "property-files" / step
+        self.options.store.download(output["S3Output"]["S3Uri"].rstrip("/") + "/" + spec["FilePath"], target)
+        return json.loads((target / Path(spec["FilePath"]).name).read_text(encoding="utf-8"))
+
+    # -- caching --------------------------------------------------------------------------------
+    def _cache_key(self, name: str, step: dict) -> str:
+        body = {"Type": step["Type"], "Arguments": symbolic(step["Arguments"], self.scope)}
+        return hashlib.sha256(ex.dumps(body).encode()).hexdigest()
+
+    def _cached(self, name: str, step: dict, key: str) -> tuple[dict | None, str]:
+        config = step.get("CacheConfig") or {}
+        if not config.get("Enabled"):
+            return None, "caching is off for this step"
+        if not self.options.use_cache:
+            return None, "--no-cache"
+        if self.options.from_step and name in descendants(self.deps, self.options.from_step):
+            return None, f"--from {self.options.from_step}"
+        path = self.cache_dir / name / f"{key}.json"
+        if not path.is_file():
+            earlier = list((self.cache_dir / name).glob("*.json")) if (self.cache_dir / name).is_dir() else []
+            return None, "arguments changed since the last run" if earlier else "first run"
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        age = datetime.now(UTC) - datetime.fromisoformat(entry["finished"])
+        if age > expiry(config.get("ExpireAfter")):
+            return None, f"cached result expired ({config.get('ExpireAfter')})"
+        return entry, ""
+
+    def _remember(self, name: str, key: str, properties: dict) -> None:
+        path = self.cache_dir / name / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"execution": self.execution_id, "finished": datetime.now(UTC).isoformat(),
+                                    "properties": properties}, default=str), encoding="utf-8")
+
+    # -- one step -------------------------------------------------------------------------------
+    def run_step(self, name: str) -> dict:
+        step, _ = self.steps[name]
+        kind = step["Type"]
+        started = time.perf_counter()
+        if kind in JOB_TYPES:
+            key = self._cache_key(name, step)
+            hit, why = self._cached(name, step, key)
+            if hit is not None:
+                self.options.say(f"↺ {name}: cached, same arguments as {hit['execution']}")
+                return {"status": "Cached", "seconds": 0.0, "properties": hit["properties"], "reason": hit["execution"]}
+            self.options.say(f"▶ {name} ({kind}) runs: {why}")
+            properties = self._run_job(name, kind, ex.evaluate(step["Arguments"], self.scope))
+            if (step.get("CacheConfig") or {}).get("Enabled"):
+                self._remember(name, key, properties)
+        elif kind == "Condition":
+            properties = self._condition(name, step)
+        elif kind == "Fail":
+            message = ex.evaluate(step["Arguments"].get("ErrorMessage", ""), self.scope)
+            raise JobFailed(f"Fail step {name}: {message}")
+        elif kind == "RegisterModel":
+            properties = self._register(name, ex.evaluate(step["Arguments"], self.scope))
+        else:
+            raise JobFailed(f"step type {kind!r} is not supported by the local executor")
+        seconds = time.perf_counter() - started
+        self.options.say(f"✓ {name} ({seconds:.1f}s)")
+        return {"status": "Succeeded", "seconds": seconds, "properties": properties, "reason": ""}
+
+    def _job(self, name: str) -> Job:
+        return Job(name=name, sandbox=self.folder / "jobs" / name, log=self.folder / "logs" / f"{name}.log",
+                   store=self.options.store, code_root=self.options.code_root, echo=self.options.echo)
+
+    def _run_job(self, name: str, kind: str, args: dict) -> dict:
+        if kind == "Processing":
+            return run_processing(self._job(name), args)
+        if kind == "Training":
+            return run_training(self._job(name), args, args.get("HyperParameters", {}))
+
+        def trial(job_name: str, hyperparameters: dict) -> dict:
+            return run_training(self._job(job_name), args["TrainingJobDefinition"], hyperparameters)
+
+        return tune(name, args, trial, lambda line: self.options.say(f"  {line}"))
+
+    def _condition(self, name: str, step: dict) -> dict:
+        args = step["Arguments"]
+        outcome = all(ex.condition(c, self.scope) for c in args["Conditions"])
+        losing = args.get("ElseSteps" if outcome else "IfSteps", [])
+        with self.lock:
+            for s in losing:
+                self.skipped_branch |= descendants(self.deps, s["Name"])
+        self.options.say(f"  {name}: condition is {str(outcome).lower()}")
+        return {"Outcome": outcome}
+
+    def _register(self, name: str, args: dict) -> dict:
+        group = args["ModelPackageGroupName"]
+        folder = self.options.registry / group
+        folder.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            version = 1 + max((int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()), default=0)
+            entry = {"ModelPackageGroupName": group, "ModelPackageVersion": version,
+                     "ModelPackageArn": f"arn:local:model-package/{group}/{version}",
+                     "ModelApprovalStatus": args.get("ModelApprovalStatus", "PendingManualApproval"),
+                     "ModelDataUrl": args["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
+                     "InferenceSpecification": args["InferenceSpecification"],
+                     "PipelineExecutionId": self.execution_id, "CreationTime": datetime.now(UTC).isoformat()}
+            (folder / f"{version}.json").write_text(json.dumps(entry, indent=2), encoding="utf-8")
+        self.options.say(f"  registered {group} version {version} ({entry['ModelApprovalStatus']})")
+        return {"ModelPackageArn": entry["ModelPackageArn"], "RegistryFile": str(folder / f"{version}.json")}
+
+    # -- the DAG --------------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "definition.json").write_text(json.dumps(self.definition, indent=2), encoding="utf-8")
+        pending, failure = set(self.steps), ""
+        with ThreadPoolExecutor(max_workers=max(1, self.options.parallel)) as pool:
+            running = {}
+            while pending or running:
+                for name in sorted(self._ready(pending, running)):
+                    if failure or name in self.skipped_branch:
+                        pending.discard(name)
+                        continue
+                    if len(running) >= max(1, self.options.parallel):
+                        break
+                    pending.discard(name)
+                    running[pool.submit(self.run_step, name)] = name
+                if not running:
+                    for name in pending:
+                        self.results[name] = {"status": "NotRun", "reason": "an earlier step failed"}
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = running.pop(future)
+                    failure = self._collect(name, future) or failure
+                self._save_state()
+        for name in self.steps:
+            self.results.setdefault(name, {"status": "NotRun", "reason": "branch not taken" if name in
+                                           self.skipped_branch else "an earlier step failed"})
+        self.results = {name: self.results[name] for name in self._order()}
+        self._save_state()
+        return Outcome(self.execution_id, "Failed" if failure else "Succeeded", self.folder, self.results, failure)
+
+    def _order(self) -> list[str]:
+        """Steps in dependency order (ties by name): how the summary lists them."""
+        done: list[str] = []
+        while len(done) < len(self.steps):
+            done += sorted(n for n in self.steps if n not in done and self.deps[n] <= set(done))[:1]
+        return done
+
+    def _ready(self, pending: set[str], running: dict) -> list[str]:
+        busy = set(running.values())
+        return [n for n in pending if not (self.deps[n] & (pending | busy))]
+
+    def _collect(self, name: str, future) -> str:
+        try:
+            result = future.result()
+        except (JobFailed, ex.ExpressionError, KeyError, ValueError, OSError) as exc:
+            tail = getattr(exc, "tail", "")
+            code = getattr(exc, "exit_code", None)
+            self.results[name] = {"status": "Failed", "reason": str(exc), "exit_code": code, "tail": tail,
+                                  "log": str(self.folder / "logs" / f"{name}.log")}
+            self.options.say(f"✗ {name} failed: {exc}")
+            if tail:
+                self.options.say("  last lines of its log:\n" + "\n".join("    " + t for t in tail.splitlines()))
+            return f"{name}: {exc}"
+        self.results[name] = result
+        self.scope.steps[name] = result["properties"]
+        return ""
+
+    def _save_state(self) -> None:
+        state = {"execution_id": self.execution_id, "parameters": self.scope.parameters, "steps": self.results}
+        (self.folder / "state.json").write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")

@@ -1,0 +1,114 @@
+"""`python -m pipelines local|execute`: stage the inputs, run the executor, print what came out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pipelines.errors import Problem, SpecError, fail
+from pipelines.local.executor import Execution, Options, Outcome
+from pipelines.local.expressions import ExpressionError
+from pipelines.local.store import open_store
+from pipelines.plan import Plan
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise fail("<command line>", f"--param {pair!r} is not NAME=VALUE", hint="e.g. --param Epochs=1")
+        out[name] = value
+    return out
+
+
+def _options(args) -> Options:
+    runs = Path(args.runs).resolve()
+    return Options(store=open_store(Path(args.store).resolve()), runs=runs, registry=runs / "registry",
+                   code_root=ROOT, parameters=_parameters(args.param), from_step=args.from_step,
+                   use_cache=not args.no_cache, parallel=args.parallel, say=_say)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def stage(plan: Plan, options: Options) -> None:
+    """What `pipeline-upsert` uploads to S3, put into the local store: the code bundle and local folders."""
+    missing = [Problem(plan.spec.name, 1, 1, "", f"local folder not found: {path} (for {uri})",
+                       "for the example run `make model` first; otherwise fix the path")
+               for uri, path in sorted(plan.uploads.items()) if not path.exists()]
+    if missing:
+        raise SpecError(missing)
+    store = options.store
+    if not store.exists(plan.code_uri):
+        store.put_bytes(plan.code_uri, plan.code_bundle)
+    for uri, path in sorted(plan.uploads.items()):
+        store.upload(path, uri)
+
+
+def run_experiment(plan: Plan, args) -> int:
+    from pipelines.compile import definition
+
+    options = _options(args)
+    text = definition(plan)
+    stage(plan, options)
+    return _execute(json.loads(text), plan.pipeline_name, options)
+
+
+def run_definition(path: Path, args) -> int:
+    if not path.is_file():
+        raise fail(str(path), "definition file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise fail(str(path), f"not JSON: {exc.msg}", line=exc.lineno, column=exc.colno) from None
+    return _execute(data, path.stem, _options(args))
+
+
+def _execute(definition: dict, name: str, options: Options) -> int:
+    try:
+        execution = Execution(definition, options, name)
+    except ExpressionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"execution {execution.execution_id}: {len(execution.steps)} steps, store {options.store.describe()}")
+    outcome = execution.run()
+    summarise(outcome, options)
+    return 0 if outcome.status == "Succeeded" else 1
+
+
+def summarise(outcome: Outcome, options: Options) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=f"{outcome.execution_id}: {outcome.status}")
+    for column in ("step", "status", "seconds", "note"):
+        table.add_column(column)
+    for name, result in outcome.steps.items():
+        note = result.get("reason", "")
+        table.add_row(name, result["status"], f"{result.get('seconds', 0):.1f}", str(note)[:90])
+    console.print(table)
+    evaluate = outcome.steps.get("Evaluate", {})
+    if evaluate.get("status") in ("Succeeded", "Cached"):
+        _leaderboard(console, evaluate["properties"], options)
+    if outcome.failure:
+        console.print(f"[red]failed:[/red] {outcome.failure}")
+    console.print(f"logs and state: {outcome.folder}")
+
+
+def _leaderboard(console, properties: dict, options: Options) -> None:
+    outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in properties["ProcessingOutputConfig"]["Outputs"]}
+    folder = options.store.path(outputs["evaluation"]) if hasattr(options.store, "root") else None
+    if folder is None or not (folder / "evaluation.json").is_file():
+        return
+    evaluation = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
+    console.print("\nleaderboard (test set)")
+    for rank, row in enumerate(evaluation["leaderboard"], start=1):
+        m = row["metrics"]
+        console.print(f"  {rank}. {row['model']:<16} accuracy {m['test_accuracy']:.4f}  macro F1 {m['test_macro_f1']:.4f}")
+    console.print(f"report: {folder / 'report.md'}")
