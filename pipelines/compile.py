@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pipelines.builders import REGISTRY
 from pipelines.builders.common import Context
 from pipelines.plan import Plan
-from pipelines.sdk import offline_session
+from pipelines.sdk import offline, offline_session
 
 
 def pipeline(plan: Plan):
@@ -42,6 +42,6 @@ def _quiet():
 
 
 def definition(plan: Plan) -> str:
-    with _quiet():
+    with _quiet(), offline():
         raw = json.loads(pipeline(plan).definition())
     return json.dumps(raw, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -135,7 +135,7 @@ def _problem(err: dict, doc: Sourced) -> Problem:
     loc = _strip_union_tags(loc)
     file, line, col = doc.where(loc)
     message, hint = err["msg"], ""
-    if err["type"] == "extra_forbidden":
+    if err["type"] == "extra_forbidden" and loc:
         message = f"unknown key {loc[-1]!r}"
         hint = _did_you_mean(loc)
     elif err["type"] == "missing":

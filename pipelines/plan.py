@@ -12,6 +12,7 @@ from pipelines import bundle
 from pipelines.load import Loaded
 from pipelines.spec import Experiment, Hyperparameters, ModelSpec
 
+
 @dataclass(frozen=True)
 class ModelPlan:
     spec: ModelSpec

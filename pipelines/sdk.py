@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
+import sys
 import warnings
 from pathlib import Path
 
@@ -24,6 +26,32 @@ def prepare_environment(region: str) -> None:
     for name in ("sagemaker", "sagemaker.config", "sagemaker.core", "sagemaker.mlops", "sagemaker.train",
                  "sagemaker.serve", "botocore", "boto3"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+OFFLINE_ENV = {"AWS_ACCESS_KEY_ID": OFFLINE_KEY, "AWS_SECRET_ACCESS_KEY": OFFLINE_KEY, "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+@contextmanager
+def offline():
+    """Compile without touching the user's credentials or the network.
+
+    The SDK creates boto3 clients at import and inside step constructors (ProcessingStep builds a
+    throwaway LocalSagemakerClient), and each walks the credential chain: files, then the instance
+    metadata service over the network. Placeholder keys in the environment stop the chain at its
+    first link; the real environment is restored afterwards.
+    """
+    saved = {k: os.environ.get(k) for k in OFFLINE_ENV}
+    os.environ.update(OFFLINE_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if "boto3" in sys.modules:
+            sys.modules["boto3"].DEFAULT_SESSION = None  # never keep a session holding placeholder keys
 
 
 def offline_session(region: str, bucket: str):

@@ -17,7 +17,7 @@ NAME_RE = r"^EXP-\d{4}-[a-z0-9]+(-[a-z0-9]+)*$"
 ROLE_RE = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,64}$"
 BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 INSTANCE_RE = r"^(ml\.[a-z0-9-]+\.[a-z0-9-]+|local|local_gpu)$"
-STEP_NAME_RE = r"^[A-Za-z0-9\-_]{1,64}$"
+KMS_RE = r"^(arn:aws[a-z-]*:kms:[\w-]+:\d{12}:(key|alias)/[\w/-]+|[0-9a-f-]{36}|alias/[\w/-]+)$"
 MODEL_NAME_RE = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MAX_NAME = 48  # pipeline name = name; job names append suffixes and SageMaker caps those at 63
 PLACEHOLDER_ACCOUNT = "000000000000"
@@ -50,7 +50,7 @@ class Aws(Strict):
     prefix: str = Field("experiments", pattern=r"^[A-Za-z0-9!_.*'()/-]{1,200}$")
     image_uri: str = Field(f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/smpipe:0.1.0",
                            pattern=r"^[\w.-]+(:\d+)?/[\w./-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$")
-    kms_key: str | None = Field(None, pattern=r"^(arn:aws[a-z-]*:kms:[\w-]+:\d{12}:(key|alias)/[\w/-]+|[0-9a-f-]{36}|alias/[\w/-]+)$")
+    kms_key: str | None = Field(None, pattern=KMS_RE)
     subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
     security_groups: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = []
     network_isolation: bool = False

@@ -16,6 +16,7 @@ from pipelines.errors import SpecError, fail
 MAX_BYTES = 512 * 1024
 MAX_NODES = 50_000
 
+ALLOWED_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")}
 Loc = tuple  # a path into the document: ("models", 0, "name")
 
 
@@ -68,6 +69,9 @@ def _build(node: yaml.Node, loc: Loc, label: str, positions: dict, counter: list
     if counter[0] > MAX_NODES:
         raise fail(label, "document expands to too many values (alias bomb?)", hint="remove anchors/aliases")
     positions[loc] = (label, node.start_mark.line + 1, node.start_mark.column + 1)
+    if node.tag not in ALLOWED_TAGS:
+        raise fail(label, f"unsupported YAML tag {node.tag}", line=node.start_mark.line + 1,
+                   column=node.start_mark.column + 1, path=_dotted(loc), hint="plain values, lists and mappings only")
     if isinstance(node, yaml.MappingNode):
         result = {}
         for key_node, value_node in node.value:

