@@ -119,8 +119,6 @@ def _metrics(spec: Experiment, add) -> None:
     if spec.gate.metric not in EVALUATION_METRICS:
         add(("gate", "metric"), f"the evaluate program does not produce {spec.gate.metric!r}",
             "one of: " + ", ".join(EVALUATION_METRICS))
-    if not 0.0 <= spec.gate.threshold <= 1.0:
-        add(("gate", "threshold"), f"threshold {spec.gate.threshold} is outside [0, 1]", "metrics are fractions")
 
 
 def _resources(spec: Experiment, add) -> None:

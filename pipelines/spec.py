@@ -186,6 +186,13 @@ class Gate(Strict):
     metric: str = "test:macro_f1"
     threshold: float = Field(0.5, description="in [0, 1]")
 
+    @field_validator("threshold")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"threshold {value} is outside [0, 1] (metrics are fractions)")
+        return value
+
 
 class Register(Strict):
     group: str | None = Field(None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")

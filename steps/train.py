@@ -167,7 +167,8 @@ def setup(args):
 
     if not (args.data_dir / "dataset_dict.json").is_file():
         raise StepError(f"{args.data_dir} is not a prepared dataset (dataset_dict.json missing)")
-    accelerator = Accelerator(mixed_precision=mixed_precision(args.precision),
+    # cpu=True on a GPU-less host: accelerate then runs N launched processes as MULTI_CPU (gloo), not N copies.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(args.precision),
                               gradient_accumulation_steps=args.gradient_accumulation_steps)
     set_seed(args.seed)
     labels = read_labels(args.data_dir)

@@ -1,0 +1,69 @@
+"""The command line: exit codes, messages without tracebacks, botocore-model validation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import MINIMAL, ROOT
+
+from pipelines import api_check
+from pipelines.cli import main
+from pipelines.golden import GOLDEN_DIR
+
+
+def run_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_invalid_spec_exits_2_without_traceback(write_spec):
+    path = write_spec(MINIMAL + "trian: {}\ngate: {threshold: 3}\n")
+    result = run_cli("definition", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert "unknown key 'trian' (did you mean 'train'?)" in result.stderr
+    assert "threshold 3.0 is outside [0, 1]" in result.stderr
+    assert "2 problem(s) found." in result.stderr
+
+
+def test_plan_prints_the_dag(capsys):
+    assert main(["plan", str(ROOT / "experiments/EXP-0002-bert-vs-distilbert")]) == 0
+    out = capsys.readouterr().out
+    assert "Reconcile -> Prepare -> {Train-bert, Train-distilbert}" in out
+    assert "TrainInstanceCount       Integer  2" in out
+
+
+def test_validate_passes_for_examples(capsys):
+    for name in ("EXP-0002-bert-vs-distilbert", "EXP-0003-tuning-minilm"):
+        assert main(["validate", str(ROOT / "experiments" / name), "train.hyperparameters.epochs=1"]) == 0
+    assert "every job step matches the SageMaker API" in capsys.readouterr().out
+
+
+def test_api_check_catches_what_the_service_would_refuse():
+    definition = json.loads((GOLDEN_DIR / "EXP-0002-bert-vs-distilbert.json").read_text())
+    training = next(s for s in definition["Steps"] if s["Type"] == "Training")
+    training["Arguments"]["HyperParameters"]["model_name"] = "x" * 3000  # service max is 2500
+    del training["Arguments"]["RoleArn"]  # required by CreateTrainingJob
+    training["Arguments"]["ResourceConfig"]["VolumeSizeInGB"] = "large"  # must be an integer
+    problems = [str(p) for p in api_check.check_definition(json.dumps(definition), "x.yaml")]
+    text = "\n".join(problems)
+    assert "Missing required parameter" in text and "RoleArn" in text
+    assert "VolumeSizeInGB" in text
+    assert "3000 characters, at most 2500" in text
+
+
+def test_api_check_accepts_golden_definitions():
+    for path in sorted(GOLDEN_DIR.glob("*.json")):
+        assert api_check.check_definition(path.read_text(), path.name) == [], path
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["definition", "experiments/EXP-9999-none"], "file not found"),
+    (["local", "experiments/EXP-0002-bert-vs-distilbert", "--param", "nonsense"], "not NAME=VALUE"),
+])
+def test_bad_command_lines_exit_2(args, expected):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr

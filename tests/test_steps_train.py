@@ -1,0 +1,147 @@
+"""train → export → evaluate on a tiny local model, launched the way a SageMaker job launches them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from tiny import make_texts, write_jsonl
+
+from steps import contract
+
+HP = {"epochs": "2", "batch_size": "16", "learning_rate": "0.001", "model_name": "tiny", "seed": "3"}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, tiny_model) -> Path:
+    root = tmp_path_factory.mktemp("prepared")
+    write_jsonl(root / "rec" / "data.jsonl", [{"doc_id": i, **r} for i, r in enumerate(make_texts(40))])
+    (root / "pre").mkdir()
+    for name in ("a", "b"):
+        (root / "pre" / name).symlink_to(tiny_model)
+    run([sys.executable, "-m", "steps.prepare", "--input", str(root / "rec"), "--pretrained", str(root / "pre"),
+         "--output", str(root / "out"), "--model", "a:32:head:0:", "--model", "b:24:head+tail:0:"])
+    return root / "out"
+
+
+def run(cmd, env=None, check=True) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    result = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def training_sandbox(root: Path, data: Path, model: Path, hp: dict) -> Path:
+    opt_ml = root / "opt" / "ml"
+    shutil.copytree(data, opt_ml / "input/data/train")
+    shutil.copytree(model, opt_ml / "input/data/pretrained")
+    (opt_ml / "input/config").mkdir(parents=True)
+    (opt_ml / "input/config/hyperparameters.json").write_text(json.dumps(hp))
+    return opt_ml
+
+
+def launch_training(tmp: Path, prepared: Path, tiny_model: Path, name: str, env=None) -> tuple[Path, str]:
+    opt_ml = training_sandbox(tmp / name, prepared / name, tiny_model, HP)
+    result = run([sys.executable, "-m", "steps.launcher", "train"], env={contract.OPT_ML_ENV: str(opt_ml), **(env or {})})
+    return opt_ml, result.stdout + result.stderr
+
+
+def test_training_job_trains_exports_and_reports(tmp_path, prepared, tiny_model):
+    opt_ml, log = launch_training(tmp_path, prepared, tiny_model, "a")
+    model_dir = opt_ml / "model"
+    assert (model_dir / "model.pt").is_file() and (model_dir / "hf" / "config.json").is_file()
+    assert json.loads((model_dir / "labels.json").read_text())["labels"] == ["cooking", "space", "sports"]
+    report = json.loads((model_dir / "export_report.json").read_text())
+    assert report["passed"] and report["max_abs_diff"] <= report["tolerance"]
+    results = json.loads((opt_ml / "output/data/train_results.json").read_text())
+    assert results["processes"] == 1 and len(results["history"]) == 2
+    assert (opt_ml / "output/data/curves.png").stat().st_size > 1000
+    for item in contract.metric_definitions():  # every compiled regex finds its metric in the log
+        assert __import__("re").search(item["Regex"], log), item["Name"]
+
+
+def test_training_under_accelerate_with_two_processes(tmp_path, prepared, tiny_model):
+    opt_ml, log = launch_training(tmp_path, prepared, tiny_model, "b", {"SMPIPE_PROCESSES_PER_HOST": "2"})
+    assert "accelerate.commands.launch --num_processes 2" in log
+    results = json.loads((opt_ml / "output/data/train_results.json").read_text())
+    assert results["processes"] == 2
+    assert (opt_ml / "model" / "model.pt").is_file()
+
+
+def train_direct(tmp: Path, prepared: Path, tiny_model: Path, ckpt: str, env=None, check=True):
+    args = [sys.executable, "-m", "steps.train", "--data-dir", str(prepared / "a"), "--pretrained", str(tiny_model),
+            "--model-dir", str(tmp / f"model-{ckpt}"), "--checkpoint-dir", str(tmp / ckpt), "--epochs", "3",
+            "--batch-size", "16", "--learning-rate", "0.001", "--seed", "5"]
+    return run(args, env={contract.OPT_ML_ENV: str(tmp / f"optml-{ckpt}"), **(env or {})}, check=check)
+
+
+def test_resume_after_interruption_gives_the_same_result(tmp_path, prepared, tiny_model):
+    train_direct(tmp_path, prepared, tiny_model, "straight")
+    stopped = train_direct(tmp_path, prepared, tiny_model, "resumed", {"SMPIPE_STOP_AFTER_EPOCH": "1"}, check=False)
+    assert stopped.returncode == 3
+    assert json.loads((tmp_path / "resumed" / "progress.json").read_text())["epoch"] == 1
+    resumed = train_direct(tmp_path, prepared, tiny_model, "resumed")
+    assert "resumed after epoch 1" in resumed.stdout + resumed.stderr
+    a = json.loads((tmp_path / "model-straight" / "train_results.json").read_text())["history"]
+    b = json.loads((tmp_path / "model-resumed" / "train_results.json").read_text())["history"]
+    assert [h["epoch"] for h in b] == [1, 2, 3]
+    for x, y in zip(a, b, strict=True):
+        assert x["validation:loss"] == pytest.approx(y["validation:loss"], rel=1e-4, abs=1e-5)
+        assert x["validation:macro_f1"] == pytest.approx(y["validation:macro_f1"])
+
+
+def test_export_fails_above_tolerance_and_writes_no_model(tmp_path, prepared, tiny_model):
+    train_direct(tmp_path, prepared, tiny_model, "ck")
+    model_dir = tmp_path / "model-ck"
+    result = run([sys.executable, "-m", "steps.export", "--model-dir", str(model_dir), "--data-dir",
+                  str(prepared / "a"), "--tolerance", "-1"], check=False)
+    assert result.returncode != 0 and "export parity failed" in result.stderr
+    assert not (model_dir / "model.pt").exists()
+    assert json.loads((model_dir / "export_report.json").read_text())["passed"] is False
+
+
+def test_evaluate_compares_models_on_the_same_test_set(tmp_path, prepared, tiny_model):
+    models = tmp_path / "models"
+    for name in ("a", "b"):
+        opt_ml, _ = launch_training(tmp_path, prepared, tiny_model, name)
+        (models / name).mkdir(parents=True)
+        with tarfile.open(models / name / "model.tar.gz", "w:gz") as tar:
+            for path in (opt_ml / "model").iterdir():
+                tar.add(path, arcname=path.name)
+    out, best = tmp_path / "eval", tmp_path / "best"
+    run([sys.executable, "-m", "steps.evaluate", "--model", "a", "--model", "b", "--prepared", str(prepared),
+         "--models-dir", str(models), "--output", str(out), "--best-output", str(best)])
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["best"]["model"] in ("a", "b")
+    assert 0 <= evaluation["best"]["test_macro_f1"] <= 1
+    assert [row["model"] for row in evaluation["leaderboard"]][0] == evaluation["best"]["model"]
+    assert set(evaluation["models"]["a"]["per_label"]) == {"cooking", "space", "sports"}
+    assert evaluation["comparisons"][0]["p_value"] <= 1.0
+    assert (out / "report.md").read_text().startswith("# Evaluation")
+    assert (out / "confusion_a.png").is_file()
+    assert (best / "model.tar.gz").read_bytes() == (models / evaluation["best"]["model"] / "model.tar.gz").read_bytes()
+
+
+def test_evaluate_names_a_missing_model(tmp_path, prepared):
+    result = run([sys.executable, "-m", "steps.evaluate", "--model", "ghost", "--prepared", str(prepared),
+                  "--models-dir", str(tmp_path), "--output", str(tmp_path / "o")], check=False)
+    assert result.returncode == 2 and "no model.tar.gz or model.pt for 'ghost'" in result.stderr
+
+
+def test_launcher_refuses_unknown_programs():
+    result = run([sys.executable, "-m", "steps.launcher", "deploy"], check=False)
+    assert result.returncode == 2 and "unknown program" in result.stderr
+
+
+def test_programs_explain_themselves():
+    for program in ("reconcile", "prepare", "train", "export", "evaluate"):
+        out = run([sys.executable, "-m", f"steps.{program}", "--help"]).stdout
+        assert "usage:" in out and len(out) > 200
