@@ -32,10 +32,11 @@ class Loaded:
 
 
 def project_root(start: Path) -> Path:
+    """The nearest folder above the spec holding templates/ and steps/; else this checkout."""
     for candidate in [start, *start.parents]:
         if (candidate / "templates").is_dir() and (candidate / "steps").is_dir():
             return candidate
-    return Path.cwd()
+    return Path(__file__).resolve().parent.parent
 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loaded:

@@ -1,0 +1,90 @@
+"""End to end in CI: a tiny experiment with tuning (3 trials), evaluate, gate and register, compiled
+and run exactly as `make local` runs the example; then the failure paths of a broken metric regex
+and a gate that is not met."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from tiny import make_texts, write_jsonl
+
+SPEC = """\
+name: EXP-0100-tiny-tuning
+base: templates/text-classification.yaml
+data: {{source: {data}}}
+models:
+  - {{name: tiny, source: {model}, max_length: 32}}
+resources: {{training: {{instance_type: local}}, processing: {{instance_type: local}}, evaluation: {{instance_type: local}}}}
+train: {{hyperparameters: {{epochs: 1, batch_size: 16, precision: fp32}}}}
+steps: {{tune: true}}
+tune:
+  objective: {{metric: validation:macro_f1, direction: maximize}}
+  ranges: {{learning_rate: "1e-4->3e-3", batch_size: "8,16"}}
+  strategy: Random
+  max_jobs: 3
+  max_parallel_jobs: 1
+gate: {{metric: test:accuracy, threshold: 0.0}}
+register: {{group: tiny-group, approval: Approved}}
+"""
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory, tiny_model) -> dict:
+    root = tmp_path_factory.mktemp("e2e")
+    write_jsonl(root / "raw" / "data.jsonl", make_texts(30))
+    spec = root / "EXP-0100-tiny-tuning" / "experiment.yaml"
+    spec.parent.mkdir()
+    spec.write_text(SPEC.format(data=root / "raw", model=tiny_model), encoding="utf-8")
+    store, runs = root / "store", root / "runs"
+    result = cli("local", str(spec), "--store", str(store), "--runs", str(runs))
+    return {"spec": spec, "store": store, "runs": runs, "result": result, "root": root}
+
+
+def test_tuning_experiment_runs_end_to_end(experiment):
+    result = experiment["result"]
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    state = json.loads(next(experiment["runs"].glob("local-*/state.json")).read_text())
+    steps = state["steps"]
+    assert {n: s["status"] for n, s in steps.items()} == {
+        "Reconcile": "Succeeded", "Prepare": "Succeeded", "Tune-tiny": "Succeeded", "Evaluate": "Succeeded",
+        "Gate": "Succeeded", "Register": "Succeeded", "MetricBelowThreshold": "NotRun"}
+    summaries = steps["Tune-tiny"]["properties"]["TrainingJobSummaries"]
+    assert len(summaries) == 3
+    values = [s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for s in summaries]
+    assert values == sorted(values, reverse=True)  # best first, as SageMaker orders them
+    assert {s["TunedHyperParameters"]["batch_size"] for s in summaries} <= {"8", "16"}
+    registered = json.loads((experiment["runs"] / "registry" / "tiny-group" / "1.json").read_text())
+    assert registered["ModelApprovalStatus"] == "Approved" and registered["ModelDataUrl"].endswith("/best-model/model.tar.gz")
+    assert "leaderboard (test set)" in result.stdout and "report:" in result.stdout
+
+
+def test_broken_metric_regex_fails_the_tuning_step(experiment):
+    definition = json.loads(cli("definition", str(experiment["spec"])).stdout)
+    tune = next(s for s in definition["Steps"] if s["Type"] == "Tuning")
+    for item in tune["Arguments"]["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]:
+        item["Regex"] = r"macro-f1 is ([0-9.]+)"  # what a typo in the printing side looks like
+    path = experiment["root"] / "broken.json"
+    path.write_text(json.dumps(definition))
+    result = cli("execute", str(path), "--store", str(experiment["store"]), "--runs", str(experiment["runs"]),
+                 "--no-cache")
+    assert result.returncode == 1
+    assert "objective metric 'validation:macro_f1' matched nothing in the log" in result.stdout
+
+
+def test_unmet_gate_fails_and_registers_nothing(experiment):
+    spec: Path = experiment["spec"]
+    result = cli("local", str(spec), "--store", str(experiment["store"]), "--runs", str(experiment["runs"]),
+                 "--param", "GateThreshold=1.01")
+    assert result.returncode == 1
+    assert "Cached" in result.stdout  # nothing upstream re-ran: same arguments as the first execution
+    assert "is below the threshold 1.01" in result.stdout
+    assert not (experiment["runs"] / "registry" / "tiny-group" / "2.json").exists()

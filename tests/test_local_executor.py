@@ -1,0 +1,94 @@
+"""The local executor on hand-written definitions: processing, property files, conditions, fail,
+register, caching, parameters and failures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from tiny import make_texts, write_jsonl
+
+from pipelines import bundle
+from pipelines.local.executor import Execution, Options
+from pipelines.local.store import LocalStore
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def world(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    (tmp_path / "experiment").mkdir()  # no user functions: the built-in defaults run
+    store.put_bytes("s3://fixtures/code/bundle.tar.gz", bundle.build(ROOT, tmp_path / "experiment"))
+    write_jsonl(store.path("s3://fixtures/raw/d.jsonl"), make_texts(5))
+    lines = []
+    options = Options(store=store, runs=tmp_path / "runs", registry=tmp_path / "registry", code_root=ROOT,
+                      say=lines.append)
+    return options, lines
+
+
+def execute(options, name="processing_condition.json", **params):
+    definition = json.loads((FIXTURES / name).read_text())
+    options.parameters = {k: str(v) for k, v in params.items()}
+    return Execution(definition, options, "fixture").run()
+
+
+def test_processing_property_file_condition_and_register(world):
+    options, lines = world
+    outcome = execute(options)
+    assert outcome.status == "Succeeded", outcome.failure
+    assert [outcome.steps[n]["status"] for n in ("Reconcile", "Gate", "Register", "TooFew")] == \
+        ["Succeeded", "Succeeded", "Succeeded", "NotRun"]
+    assert outcome.steps["TooFew"]["reason"] == "branch not taken"
+    entry = json.loads((options.registry / "fixture-group" / "1.json").read_text())
+    assert entry["ModelApprovalStatus"] == "Approved"
+    assert entry["ModelDataUrl"] == f"s3://fixtures/runs/{outcome.execution_id}/reconciled/data.jsonl"
+    assert options.store.path(entry["ModelDataUrl"]).is_file()
+    assert (outcome.folder / "logs" / "Reconcile.log").is_file()
+    state = json.loads((outcome.folder / "state.json").read_text())
+    assert state["parameters"] == {"RawData": "s3://fixtures/raw/", "MinRecords": 1}
+
+
+def test_fail_step_reports_its_message(world):
+    options, lines = world
+    outcome = execute(options, MinRecords=1000)
+    assert outcome.status == "Failed"
+    assert "only 15 records, need 1000" in outcome.failure
+    assert outcome.steps["Register"]["status"] == "NotRun"
+
+
+def test_second_run_hits_the_cache_and_says_why(world):
+    options, lines = world
+    first = execute(options)
+    second = execute(options)
+    assert second.steps["Reconcile"]["status"] == "Cached"
+    assert second.steps["Reconcile"]["reason"] == first.execution_id
+    assert any("first run" in line for line in lines)
+    lines.clear()
+    third = execute(options, RawData="s3://fixtures/raw/d.jsonl")  # another argument: a re-run with the reason
+    assert third.steps["Reconcile"]["status"] == "Succeeded"
+    assert any("arguments changed since the last run" in line for line in lines)
+    options.use_cache = False
+    assert execute(options).steps["Reconcile"]["status"] == "Succeeded"
+
+
+def test_crashing_step_shows_exit_code_and_log_tail(world, tmp_path):
+    options, lines = world
+    shutil.rmtree(options.store.path("s3://fixtures/raw/"))
+    write_jsonl(options.store.path("s3://fixtures/raw/d.jsonl"), [{"text": "", "label": "x"}])
+    outcome = execute(options)
+    assert outcome.status == "Failed"
+    failed = outcome.steps["Reconcile"]
+    assert failed["status"] == "Failed" and failed["exit_code"] == 2
+    assert "no usable records" in failed["tail"]
+    assert outcome.steps["Gate"]["status"] == "NotRun" and outcome.steps["Register"]["status"] == "NotRun"
+    assert any("last lines of its log" in line for line in lines)
+
+
+def test_missing_input_fails_before_running(world):
+    options, _ = world
+    outcome = execute(options, RawData="s3://fixtures/nothing-here/")
+    assert outcome.status == "Failed" and "has no objects" in outcome.failure
