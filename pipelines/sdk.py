@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 CONFIG = Path(__file__).with_name("sdk_config.yaml")

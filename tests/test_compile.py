@@ -19,7 +19,6 @@ from pipelines.load import load
 from pipelines.plan import plan
 from steps import contract
 
-
 PROVIDERS = ("SharedCredentialProvider", "ConfigProvider", "InstanceMetadataProvider", "ContainerProvider",
              "ProcessProvider", "SSOProvider", "AssumeRoleProvider", "BotoProvider", "OriginalEC2Provider")
 
@@ -177,3 +176,9 @@ def test_code_change_changes_the_code_uri(write_spec):
     before = plan(load(path)).code_uri
     (path.parent / "extra.txt").write_text("new", encoding="utf-8")
     assert plan(load(path)).code_uri != before
+
+
+def test_committed_schema_is_current():
+    from pipelines.schema import SCHEMA_PATH, schema_text
+
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), "run `make schema`"

@@ -92,3 +92,24 @@ def test_missing_input_fails_before_running(world):
     options, _ = world
     outcome = execute(options, RawData="s3://fixtures/nothing-here/")
     assert outcome.status == "Failed" and "has no objects" in outcome.failure
+
+
+def test_from_step_reruns_that_step_even_when_cached(world):
+    options, lines = world
+    execute(options)
+    options.from_step = "Reconcile"
+    outcome = execute(options)
+    assert outcome.steps["Reconcile"]["status"] == "Succeeded"
+    assert any("--from Reconcile" in line for line in lines)
+
+
+def test_independent_steps_run_in_parallel(world):
+    options, _ = world
+    definition = json.loads((FIXTURES / "processing_condition.json").read_text())
+    twin = json.loads(json.dumps(definition["Steps"][0]).replace('"reconciled"]', '"twin"]'))
+    twin["Name"] = "ReconcileTwin"
+    definition["Steps"].append(twin)
+    options.parallel = 2
+    outcome = Execution(definition, options, "fixture").run()
+    assert outcome.status == "Succeeded"
+    assert outcome.steps["ReconcileTwin"]["status"] in ("Succeeded", "Cached")

@@ -135,3 +135,13 @@ def test_encode_adds_special_tokens(tiny_model):
                       {"max_length": 16, "long_documents": "sliding", "stride": 4})
     assert len(out["input_ids"]) > 1 and all(len(x) <= 16 for x in out["input_ids"])
     assert set(out["doc_id"]) == {7} and out["input_ids"][0][0] == tok.cls_token_id
+
+
+def test_reconcile_reads_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "raw").mkdir()
+    pq.write_table(pa.table({"text": ["one doc", "two doc"], "label": ["a", "b"]}), tmp_path / "raw" / "d.parquet")
+    assert run_reconcile(tmp_path / "raw", tmp_path / "out") == 0
+    assert json.loads((tmp_path / "out" / "data_report.json").read_text())["labels"] == {"a": 1, "b": 1}
