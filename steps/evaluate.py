@@ -59,8 +59,10 @@ def predict(model_dir: Path, test, batch_size: int, pad_id: int) -> tuple:
     import numpy as np
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = torch.jit.load(str(model_dir / "model.pt"), map_location=device).eval()
+    # Each trace runs on the device kind it was traced on (export writes model.cuda.pt on GPU jobs).
+    device = "cuda" if torch.cuda.is_available() and (model_dir / "model.cuda.pt").is_file() else "cpu"
+    name = "model.cuda.pt" if device == "cuda" else "model.pt"
+    model = torch.jit.load(str(model_dir / name), map_location=device).eval()
     keys = contract.read_json(model_dir / "input_keys.json", {"keys": ["input_ids", "attention_mask"]})["keys"]
     rows = list(test)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))  # little padding per batch

@@ -11,6 +11,7 @@ from its pretrained input. Writes labels.json, split.json and one dataset folder
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -81,19 +82,30 @@ def split(records: list[dict], fractions: list[float], seed: int) -> dict[str, l
 
 def encode(parts: dict[str, list[dict]], label_names: list[str], model: dict, tokenizer):
     from datasets import Dataset, DatasetDict
+    from datasets.table import InMemoryTable
 
     index = {label: i for i, label in enumerate(label_names)}
     features = udf.function("get_dataset_features")(label_names)
     encode_fn = udf.function("encode_data")
     out = {}
     for name, rows in parts.items():
-        raw = Dataset.from_dict({"text": [r["text"] for r in rows], "labels": [index[r["label"]] for r in rows],
-                                 "doc_id": [r["doc_id"] for r in rows]})
-        workers = max(1, min(os.cpu_count() or 1, len(rows) // 2000))
-        out[name] = raw.map(encode_fn, batched=True, batch_size=256, remove_columns=raw.column_names,
+        table = InMemoryTable.from_pydict({"text": [r["text"] for r in rows],
+                                           "labels": [index[r["label"]] for r in rows],
+                                           "doc_id": [r["doc_id"] for r in rows]})
+        raw = Dataset(table, fingerprint=_fingerprint(model, "raw-" + name, rows))
+        # One process: the fast tokenizer already spreads each batch over every core (Rayon threads),
+        # and worker processes would have to pickle user functions and tokenizers (fails on some stacks).
+        out[name] = raw.map(encode_fn, batched=True, batch_size=1000, remove_columns=raw.column_names,
                             fn_kwargs={"tokenizer": tokenizer, "model": model}, features=features,
-                            num_proc=workers if workers > 1 else None, desc=f"{model['name']}/{name}")
+                            new_fingerprint=_fingerprint(model, name, rows), desc=f"{model['name']}/{name}")
     return DatasetDict(out)
+
+
+def _fingerprint(model: dict, split_name: str, rows: list[dict]) -> str:
+    """Given explicitly, so datasets never pickles user functions and tokenizers to hash them
+    (which fails on some Python/dill combinations)."""
+    digest = hashlib.sha256(json.dumps([model, split_name, [r["doc_id"] for r in rows]], sort_keys=True).encode())
+    return digest.hexdigest()[:16]
 
 
 def load_tokenizer(model: dict, pretrained_root: Path):
@@ -111,6 +123,7 @@ def load_tokenizer(model: dict, pretrained_root: Path):
 
 
 def main(argv=None) -> int:
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"  # batch encoding on every core
     args = parse_args(argv)
     out = args.output or contract.local(contract.OUT_PREPARED)
     pretrained = args.pretrained or contract.local(contract.PROC_PRETRAINED)
