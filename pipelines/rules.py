@@ -135,6 +135,9 @@ def _resources(spec: Experiment, add) -> None:
 
 
 def _schedules(spec: Experiment, add) -> None:
+    if spec.schedules and not spec.aws.scheduler_role:
+        add(("schedules",), "schedules need aws.scheduler_role (the role EventBridge Scheduler assumes)",
+            "make iam-policy prints the policy it needs")
     names: set[str] = set()
     for i, schedule in enumerate(spec.schedules):
         if schedule.name in names:

@@ -56,6 +56,9 @@ class Aws(Strict):
     network_isolation: bool = False
     encrypt_inter_container_traffic: bool = True
     tags: dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]] = {}
+    scheduler_role: str | None = Field(None, pattern=ROLE_RE,
+                                       description="role EventBridge Scheduler assumes to start executions")
+    max_parallel_steps: int = Field(10, ge=1, le=1000, description="pipeline ParallelismConfiguration")
 
     @model_validator(mode="after")
     def _vpc_pairs(self) -> Aws:

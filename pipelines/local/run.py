@@ -15,7 +15,7 @@ from pipelines.plan import Plan
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def _parameters(pairs: list[str]) -> dict[str, str]:
+def parse_parameters(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -28,7 +28,7 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 def _options(args) -> Options:
     runs = Path(args.runs).resolve()
     return Options(store=open_store(Path(args.store).resolve()), runs=runs, registry=runs / "registry",
-                   code_root=ROOT, parameters=_parameters(args.param), from_step=args.from_step,
+                   code_root=ROOT, parameters=parse_parameters(args.param), from_step=args.from_step,
                    use_cache=not args.no_cache, parallel=args.parallel, say=_say)
 
 

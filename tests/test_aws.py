@@ -1,0 +1,140 @@
+"""The AWS side against a real moto server on 127.0.0.1 (no network, no account)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from pipelines.cli import main
+
+SPEC = str(ROOT / "experiments" / "EXP-0002-bert-vs-distilbert")
+TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
+                                                 "Action": "sts:AssumeRole"}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def aws(moto_endpoint, monkeypatch):
+    import boto3
+
+    for key, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    urllib.request.urlopen(urllib.request.Request(moto_endpoint + "/moto-api/reset", method="POST"))
+    iam = boto3.client("iam")
+    iam.create_role(RoleName="ml-pipelines", AssumeRolePolicyDocument=json.dumps(TRUST))
+    iam.create_role(RoleName="ml-pipelines-scheduler", AssumeRolePolicyDocument=json.dumps(TRUST))
+    boto3.client("s3").create_bucket(Bucket="acme-ml-experiments")
+    return boto3
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_upsert_twice_is_a_no_op_and_uploads_once(aws, capsys):
+    rc, out, _ = cli(capsys, "upsert", SPEC)
+    assert rc == 0 and "created" in out and "code bundle: uploaded" in out
+    assert "schedule: create EXP-0002-bert-vs-distilbert-weekly-retrain" in out
+    assert "console.aws.amazon.com/sagemaker" in out
+    rc, out, _ = cli(capsys, "upsert", SPEC)
+    assert rc == 0 and ": unchanged" in out and "already there" in out and "schedules match the spec" in out
+    sm = aws.client("sagemaker")
+    described = sm.describe_pipeline(PipelineName="EXP-0002-bert-vs-distilbert")
+    assert described["PipelineDescription"].startswith("Support-ticket routing")
+    assert json.loads(described["PipelineDefinition"])["Version"] == "2020-12-01"
+    keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket="acme-ml-experiments")["Contents"]]
+    assert len([k for k in keys if k.startswith("experiments/code/")]) == 1
+
+
+def test_upsert_updates_when_the_definition_changes(aws, capsys):
+    cli(capsys, "upsert", SPEC)
+    rc, out, _ = cli(capsys, "diff", SPEC, "train.hyperparameters.epochs=5")
+    assert rc == 0 and '-      "DefaultValue": 3' in out and '+      "DefaultValue": 5' in out
+    rc, out, _ = cli(capsys, "upsert", SPEC, "train.hyperparameters.epochs=5")
+    assert ": updated" in out
+    rc, out, _ = cli(capsys, "diff", SPEC, "train.hyperparameters.epochs=5")
+    assert "no difference" in out
+
+
+def test_start_with_parameters_and_status(aws, capsys):
+    cli(capsys, "upsert", SPEC)
+    rc, out, _ = cli(capsys, "start", SPEC, "--param", "TrainInstanceCount=4", "--param", "GateThreshold=0.9")
+    assert rc == 0 and "arn:aws:sagemaker" in out
+    arn = out.strip()
+    params = aws.client("sagemaker").list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
+    assert {"Name": "TrainInstanceCount", "Value": "4"} in params
+    rc, out, _ = cli(capsys, "status", SPEC)
+    assert rc == 0 and arn in out
+    assert "step statuses unavailable from this endpoint" in out  # moto lacks ListPipelineExecutionSteps
+    rc, _, err = cli(capsys, "start", SPEC, "--param", "Nope=1")
+    assert rc == 1 and "unknown pipeline parameter(s) ['Nope']" in err
+
+
+def test_schedules_are_created_updated_and_deleted(aws, capsys):
+    cli(capsys, "upsert", SPEC)
+    scheduler = aws.client("scheduler")
+    name = "EXP-0002-bert-vs-distilbert-weekly-retrain"
+    created = scheduler.get_schedule(Name=name)
+    assert created["ScheduleExpression"] == "cron(0 3 ? * MON *)"
+    assert created["ScheduleExpressionTimezone"] == "Europe/Berlin"
+    assert created["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"] == [
+        {"Name": "DataSource", "Value": "s3://acme-raw/tickets/latest/"}]
+    rc, out, _ = cli(capsys, "schedule", SPEC, "schedules.0.cron=0 4 ? * TUE *", "--dry-run")
+    assert "update" in out and "cron(0 4 ? * TUE *)" in out
+    assert scheduler.get_schedule(Name=name)["ScheduleExpression"] == "cron(0 3 ? * MON *)"  # dry run
+    cli(capsys, "schedule", SPEC, "schedules.0.cron=0 4 ? * TUE *")
+    assert scheduler.get_schedule(Name=name)["ScheduleExpression"] == "cron(0 4 ? * TUE *)"
+    rc, out, _ = cli(capsys, "schedule", SPEC, "schedules=[]")
+    assert f"delete {name}" in out
+    assert scheduler.list_schedules()["Schedules"] == []
+
+
+def test_role_that_sagemaker_cannot_assume_is_refused(aws, capsys):
+    iam = aws.client("iam")
+    iam.delete_role(RoleName="ml-pipelines")
+    iam.create_role(RoleName="ml-pipelines", AssumeRolePolicyDocument=json.dumps(
+        {**TRUST, "Statement": [{**TRUST["Statement"][0], "Principal": {"Service": "ec2.amazonaws.com"}}]}))
+    rc, _, err = cli(capsys, "upsert", SPEC)
+    assert rc == 1 and "does not trust sagemaker.amazonaws.com" in err
+    iam.delete_role(RoleName="ml-pipelines")
+    rc, _, err = cli(capsys, "upsert", SPEC)
+    assert rc == 1 and "execution role arn:aws:iam::111122223333:role/ml-pipelines" in err
+
+
+def test_placeholder_role_is_refused_before_any_call(capsys):
+    rc, _, err = cli(capsys, "upsert", str(ROOT / "experiments" / "EXP-0001-docstring-topics"))
+    assert rc == 2 and "aws.role" in err and "local placeholder" in err
