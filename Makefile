@@ -49,6 +49,38 @@ golden: venv ## regenerate tests/golden/*.json after an intended compiler change
 schema: venv ## regenerate schema/experiment.schema.json
 	$(PY) -m pipelines schema
 
+new-exp: venv ## scaffold an experiment: make new-exp name=EXP-0004-slug [from=EXP-0001-docstring-topics]
+	@if [ -z "$(name)" ]; then echo "error: name is required, e.g. make new-exp name=EXP-0004-my-task" >&2; exit 2; fi
+	$(PY) -m pipelines new-exp $(name) $(if $(from),--from $(from))
+
+pipeline-upsert: venv ## upload the code bundle if new, create/update the pipeline, reconcile schedules
+	$(need_exp)
+	$(PY) -m pipelines upsert $(SPEC) $(args)
+
+pipeline-start: venv ## start an execution: make pipeline-start exp=... [params="Epochs=1 GateThreshold=0.9"]
+	$(need_exp)
+	$(PY) -m pipelines start $(SPEC) $(args) $(foreach p,$(params),--param $(p))
+
+pipeline-status: venv ## latest executions, step statuses, failure reasons
+	$(need_exp)
+	$(PY) -m pipelines status $(SPEC) $(args)
+
+pipeline-diff: venv ## deployed definition vs local, as a unified diff
+	$(need_exp)
+	$(PY) -m pipelines diff $(SPEC) $(args)
+
+pipeline-schedule: venv ## make the EventBridge Scheduler schedules match the spec (dry=1 reports drift only)
+	$(need_exp)
+	$(PY) -m pipelines schedule $(SPEC) $(args) $(if $(dry),--dry-run)
+
+build-push: venv ## docker build the job image and push it to ECR (aws.image_uri)
+	$(need_exp)
+	$(PY) -m pipelines build-push $(SPEC) $(args)
+
+iam-policy: venv ## least-privilege policies for the execution role and the scheduler role
+	$(need_exp)
+	@$(PY) -m pipelines iam-policy $(SPEC) $(args)
+
 lint: venv ## ruff
 	$(VENV)/bin/ruff check pipelines steps tests experiments
 
@@ -62,4 +94,5 @@ test-gpu: venv ## the GPU tests (on a machine with NVIDIA GPUs)
 clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
-.PHONY: help venv model local definition validate plan golden schema lint test test-gpu clean
+.PHONY: help venv model local definition validate plan golden schema lint test test-gpu clean new-exp \
+	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy

