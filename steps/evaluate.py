@@ -170,7 +170,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     names = read_labels(args.prepared)
     args.output.mkdir(parents=True, exist_ok=True)
-    results = {name: evaluate_model(args, name, names) for name in args.model}
+    from tqdm.auto import tqdm
+
+    results = {name: evaluate_model(args, name, names) for name in tqdm(args.model, desc="models", mininterval=30)}
     key = args.objective.replace(":", "_")
     ranked = sorted(results, key=lambda n: (-results[n]["metrics"][key], n))
     best = ranked[0]

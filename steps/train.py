@@ -82,6 +82,15 @@ def make_loader(dataset, batch_size: int, seed: int, shuffle: bool, group: bool,
     return loader, sampler
 
 
+def progress_bar(iterable, desc: str, enabled: bool):
+    """tqdm on the main process; sparse updates when the output is a log file, not a terminal."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, disable=not enabled, mininterval=0.5 if sys.stderr.isatty() else 30)
+
+
 def evaluate(model, loader, accelerator, num_labels: int) -> dict[str, float]:
     import numpy as np
     import torch
@@ -214,7 +223,7 @@ def main(argv=None) -> int:
     for epoch in range(progress["epoch"] + 1, args.epochs + 1):
         train_sampler.epoch = epoch
         started, samples, tokens, loss_sum, batches = time.perf_counter(), 0, 0, 0.0, 0
-        for batch in train_loader:
+        for batch in progress_bar(train_loader, f"epoch {epoch}", accelerator.is_local_main_process):
             batch.pop("doc_id")
             with accelerator.accumulate(model):
                 loss = model(**batch).loss

@@ -151,3 +151,27 @@ def test_jobs_read_the_wandb_key_from_secrets_manager(aws, monkeypatch, capsys):
     assert "k-123" not in capsys.readouterr().out
     definition = (ROOT / "tests" / "golden" / "EXP-0002-bert-vs-distilbert.json").read_text()
     assert "wandb/api-key" in definition and "WANDB_API_KEY" not in definition
+
+
+def test_local_executor_runs_against_an_s3_endpoint(aws, moto_endpoint, tmp_path):
+    """AWS_ENDPOINT_URL swaps the executor's local store for a real S3 API (here moto)."""
+    from test_local_executor import FIXTURES
+    from tiny import make_texts, write_jsonl
+
+    from pipelines import bundle
+    from pipelines.local.executor import Execution, Options
+    from pipelines.local.store import S3Store, open_store
+
+    store = open_store(tmp_path / "unused")
+    assert isinstance(store, S3Store)
+    aws.client("s3").create_bucket(Bucket="fixtures")
+    (tmp_path / "experiment").mkdir()
+    store.put_bytes("s3://fixtures/code/bundle.tar.gz", bundle.build(ROOT, tmp_path / "experiment"))
+    write_jsonl(tmp_path / "raw" / "d.jsonl", make_texts(5))
+    store.upload(tmp_path / "raw", "s3://fixtures/raw")
+    options = Options(store=store, runs=tmp_path / "runs", registry=tmp_path / "registry", code_root=ROOT,
+                      say=lambda line: None)
+    outcome = Execution(json.loads((FIXTURES / "processing_condition.json").read_text()), options, "fixture").run()
+    assert outcome.status == "Succeeded", outcome.failure
+    keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket="fixtures", Prefix="runs/")["Contents"]]
+    assert any(k.endswith("reconciled/data_report.json") for k in keys)
