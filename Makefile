@@ -82,17 +82,20 @@ iam-policy: venv ## least-privilege policies for the execution role and the sche
 	@$(PY) -m pipelines iam-policy $(SPEC) $(args)
 
 lint: venv ## ruff
-	$(VENV)/bin/ruff check pipelines steps tests experiments
+	$(VENV)/bin/ruff check pipelines steps tests experiments bench
 
 test: venv ## ruff, then every CPU test (GPU tests are marked and skipped)
-	$(VENV)/bin/ruff check pipelines steps tests experiments
+	$(VENV)/bin/ruff check pipelines steps tests experiments bench
 	$(PY) -m pytest -q
 
 test-gpu: venv ## the GPU tests (on a machine with NVIDIA GPUs)
 	$(PY) -m pytest -q -m gpu
 
+bench-cpu: venv model ## CPU benchmarks: spec → definition time, prepare throughput (bench/results/)
+	$(PY) bench/cpu.py
+
 clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
 .PHONY: help venv model local definition validate plan golden schema lint test test-gpu clean new-exp \
-	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy
+	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu
