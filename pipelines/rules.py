@@ -122,6 +122,10 @@ def _metrics(spec: Experiment, add) -> None:
 
 
 def _resources(spec: Experiment, add) -> None:
+    for step in ("processing", "evaluation"):
+        if getattr(spec.resources, step).instance_count != 1:
+            add(("resources", step, "instance_count"), f"{step} runs on one instance (its programs are not sharded)",
+                "set instance_count: 1; training scales over instances instead")
     training = spec.resources.training
     if spec.resources.gpus and not is_gpu_instance(training.instance_type):
         add(("resources", "training", "instance_type"), f"{training.instance_type} has no GPU but resources.gpus is true",

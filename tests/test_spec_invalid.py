@@ -63,6 +63,7 @@ CASES = [
     ("grid-with-interval", spec("steps: {tune: true}\ntune: {strategy: Grid, ranges: {learning_rate: '1e-5->5e-5'}}\n"),
      "Grid search takes only categorical", 7),
     ("wrong-type", spec("train: {hyperparameters: {epochs: three}}\n"), "epochs", 6),
+    ("processing-count", spec("resources: {processing: {instance_count: 4}}\n"), "runs on one instance", 6),
     ("register-needs-evaluate", spec("steps: {evaluate: false}\n"), "register needs evaluate", 6),
 ]
 
