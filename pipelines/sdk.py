@@ -65,7 +65,6 @@ def offline_session(region: str, bucket: str):
             return bucket
 
     _memoize_config_validation()
-    _quiet_sdk_loggers()
     boto = boto3.Session(region_name=region, aws_access_key_id=OFFLINE_KEY, aws_secret_access_key=OFFLINE_KEY)
     return OfflinePipelineSession(boto_session=boto, default_bucket=bucket)
 
@@ -96,10 +95,3 @@ def _memoize_config_validation() -> None:
     config_module.validate_sagemaker_config = cached
     session_helper.validate_sagemaker_config = cached
 
-
-def _quiet_sdk_loggers() -> None:
-    # Some SDK modules set their own logger levels and handlers at import; compile output stays clean.
-    for name in list(logging.root.manager.loggerDict):
-        if name.startswith("sagemaker"):
-            logger = logging.getLogger(name)
-            logger.setLevel(logging.ERROR)
