@@ -150,7 +150,7 @@ class Hyperparameters(Strict):
     seed: int = Field(42, ge=0)
     objective: str = Field("validation:macro_f1", description="metric that picks the best epoch")
     group_by_length: bool = True
-    torch_compile: bool = False
+    torch_compile: bool = Field(True, description="torch.compile each repeated layer on GPU (ignored on CPU)")
     max_steps: int = Field(0, ge=0, description="stop after this many optimizer steps (0 = no limit)")
 
 

@@ -54,3 +54,35 @@ def collate(pad_id: int, multiple: int = 8):
                 "doc_id": torch.as_tensor([r["doc_id"] for r in rows], dtype=torch.long)}
 
     return fn
+
+
+def row_lengths(dataset) -> list[int]:
+    """Token count of every row, read from the Arrow column (no Python lists built)."""
+    import pyarrow.compute as pc
+
+    column = dataset.with_format("arrow")["input_ids"]
+    return pc.list_value_length(column).to_pylist()
+
+
+class TokenMatrix:
+    """A dataset's input_ids as one flat array plus offsets: padded batches by vectorised indexing."""
+
+    def __init__(self, dataset):
+        import numpy as np
+
+        column = dataset.with_format("arrow")["input_ids"]
+        column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+        self.offsets = np.asarray(column.offsets, dtype=np.int64)
+        self.flat = np.asarray(column.values, dtype=np.int64)
+        self.lengths = np.diff(self.offsets)
+
+    def batch(self, idx, pad_id: int, multiple: int = 8) -> dict[str, torch.Tensor]:
+        import numpy as np
+
+        idx = np.asarray(idx, dtype=np.int64)
+        starts, lengths = self.offsets[idx], self.lengths[idx]
+        width = int(-(-lengths.max() // multiple) * multiple) if len(idx) else 0
+        cols = np.arange(width)
+        mask = cols[None, :] < lengths[:, None]
+        ids = np.where(mask, self.flat[np.where(mask, starts[:, None] + cols[None, :], 0)], pad_id)
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask.astype(np.int64))}

@@ -64,6 +64,8 @@ TRAINING_METRICS = (
     "validation:weighted_f1",
     "train:samples_per_second",
 )
+# Steady-state training speed (printed when an epoch is longer than the warm-up; MFU on known GPUs).
+THROUGHPUT_METRICS = ("train:tokens_per_second", "train:mfu")
 EVALUATION_METRICS = ("test:accuracy", "test:macro_f1", "test:weighted_f1")
 
 
@@ -77,7 +79,7 @@ def metric_regex(name: str) -> str:
 
 
 def metric_definitions() -> list[dict[str, str]]:
-    return [{"Name": name, "Regex": metric_regex(name)} for name in TRAINING_METRICS]
+    return [{"Name": name, "Regex": metric_regex(name)} for name in TRAINING_METRICS + THROUGHPUT_METRICS]
 
 
 def root() -> Path:

@@ -3,7 +3,8 @@
     python -m steps.evaluate --model minilm --model baseline [--objective test:macro_f1]
 
 For each model (``<models>/<name>/model.tar.gz`` or an unpacked folder): the TorchScript model runs on
-GPU when there is one (bf16 autocast), else CPU, in length-sorted batches. Writes evaluation.json
+GPU when there is one (the bf16 trace), else CPU, in length-sorted token-budget batches
+(steps/inference.py). Writes evaluation.json
 (read by the pipeline's gate: ``best.test_macro_f1``), report.md, per-model confusion matrix PNGs,
 and copies the best model's model.tar.gz to the best-model output for registration.
 """
@@ -15,11 +16,9 @@ import json
 import shutil
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
-from steps import contract
-from steps.batching import collate
+from steps import contract, inference
 from steps.common import StepError, aggregate_windows, classification_metrics, read_labels, run_main, write_json
 
 
@@ -31,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--models-dir", type=Path, default=None, help=f"default {contract.PROC_MODELS}")
     p.add_argument("--output", type=Path, default=None, help=f"default {contract.OUT_EVALUATION}")
     p.add_argument("--best-output", type=Path, default=None, help=f"default {contract.OUT_BEST_MODEL}")
-    p.add_argument("--batch-size", type=int, default=0, help="0 = 256 on GPU, 64 on CPU")
+    p.add_argument("--batch-tokens", type=int, default=0, help="padded tokens per batch (0 = 65536 on GPU, 8192 on CPU)")
     args = p.parse_args(argv)
     args.prepared = args.prepared or contract.local(contract.PROC_PREPARED)
     args.models_dir = args.models_dir or contract.local(contract.PROC_MODELS)
@@ -52,33 +51,6 @@ def artifact(models_dir: Path, name: str) -> tuple[Path, Path | None]:
     if (folder / "model.pt").is_file():
         return folder, None
     raise StepError(f"no model.tar.gz or model.pt for {name!r} under {folder}")
-
-
-def predict(model_dir: Path, test, batch_size: int, pad_id: int) -> tuple:
-    """Logits for every test row, in dataset order; returns (doc_ids, logits, labels, rows/s)."""
-    import numpy as np
-    import torch
-
-    # Each trace runs on the device kind it was traced on (export writes model.cuda.pt on GPU jobs).
-    device = "cuda" if torch.cuda.is_available() and (model_dir / "model.cuda.pt").is_file() else "cpu"
-    name = "model.cuda.pt" if device == "cuda" else "model.pt"
-    model = torch.jit.load(str(model_dir / name), map_location=device).eval()
-    keys = contract.read_json(model_dir / "input_keys.json", {"keys": ["input_ids", "attention_mask"]})["keys"]
-    rows = list(test)
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))  # little padding per batch
-    pad = collate(pad_id)
-    logits = np.zeros((len(rows), 0))
-    started = time.perf_counter()
-    with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            batch = pad([rows[i] for i in idx])
-            out = model(*[batch[k].to(device, non_blocking=True) for k in keys]).float().cpu().numpy()
-            if logits.shape[1] == 0:
-                logits = np.zeros((len(rows), out.shape[1]))
-            logits[idx] = out
-    rate = len(rows) / max(time.perf_counter() - started, 1e-9)
-    return [r["doc_id"] for r in rows], logits, [r["labels"] for r in rows], rate
 
 
 def per_label(labels, predictions, names: list[str]) -> dict:
@@ -124,7 +96,6 @@ def confusion_png(labels, predictions, names: list[str], title: str, path: Path)
 
 
 def evaluate_model(args, name: str, names: list[str]) -> dict:
-    import torch
     from datasets import load_from_disk
 
     folder, tar = artifact(args.models_dir, name)
@@ -132,12 +103,11 @@ def evaluate_model(args, name: str, names: list[str]) -> dict:
     if not (data_dir / "dataset_dict.json").is_file():
         raise StepError(f"{data_dir} is not a prepared dataset: the prepare step writes one per model")
     test = load_from_disk(str(data_dir))["test"]
-    size = args.batch_size or (256 if torch.cuda.is_available() else 64)
     from transformers import AutoTokenizer
 
     pad_id = AutoTokenizer.from_pretrained(str(folder / "hf")).pad_token_id or 0
-    doc_ids, logits, labels, rate = predict(folder, test, size, pad_id)
-    docs, doc_logits, doc_labels = aggregate_windows(doc_ids, logits, labels)
+    logits, rate = inference.predict(folder, test, pad_id, args.batch_tokens)
+    docs, doc_logits, doc_labels = aggregate_windows(test["doc_id"], logits, test["labels"])
     predictions = doc_logits.argmax(-1)
     metrics = classification_metrics(doc_labels, predictions, len(names))
     matrix = confusion_png(doc_labels, predictions, names, name, args.output / f"confusion_{name}.png")

@@ -20,18 +20,19 @@ import shutil
 import time
 from pathlib import Path
 
-from steps import contract, tracking, udf
-from steps.batching import LengthGroupedBatches, collate
+from steps import contract, throughput, tracking, udf
+from steps.batching import LengthGroupedBatches, collate, row_lengths
 from steps.common import StepError, aggregate_windows, classification_metrics, read_labels, run_main, write_json
 
 HYPERPARAMETERS = {  # name → (type, default); the spec's Hyperparameters mirror these
     "epochs": (int, 3), "learning_rate": (float, 3e-5), "batch_size": (int, 32),
     "gradient_accumulation_steps": (int, 1), "warmup_ratio": (float, 0.06), "weight_decay": (float, 0.01),
     "precision": (str, "auto"), "seed": (int, 42), "objective": (str, "validation:macro_f1"),
-    "group_by_length": (str, "true"), "torch_compile": (str, "false"), "max_steps": (int, 0),
+    "group_by_length": (str, "true"), "torch_compile": (str, "true"), "max_steps": (int, 0),
     "model_name": (str, "model"), "init": (str, "pretrained"), "hub_model_id": (str, ""),
 }
 STOP_AFTER_EPOCH_ENV = "SMPIPE_STOP_AFTER_EPOCH"  # simulates a spot interruption (tests)
+LOSS_EVERY = 10  # optimizer steps between recorded training losses (read at epoch end: no per-step sync)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,9 +77,11 @@ def mixed_precision(requested: str) -> str:
 def make_loader(dataset, batch_size: int, seed: int, shuffle: bool, group: bool, pad_id: int):
     import torch
 
-    sampler = LengthGroupedBatches([len(x) for x in dataset["input_ids"]], batch_size, seed, shuffle, group)
+    sampler = LengthGroupedBatches(row_lengths(dataset), batch_size, seed, shuffle, group)
+    # On GPU, two workers collate the next batches into pinned memory while the GPU runs this one.
+    workers = 2 if torch.cuda.is_available() else 0
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate(pad_id),
-                                         pin_memory=torch.cuda.is_available(), num_workers=0)
+                                         pin_memory=workers > 0, num_workers=workers, persistent_workers=workers > 0)
     return loader, sampler
 
 
@@ -134,12 +137,12 @@ def save_checkpoint(accelerator, ckpt: Path, epoch: int, progress: dict) -> None
     accelerator.wait_for_everyone()
 
 
-def save_best(accelerator, model, tokenizer, ckpt: Path) -> None:
+def save_best(accelerator, base, tokenizer, ckpt: Path) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         target = ckpt / "best"
         shutil.rmtree(target, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(str(target), safe_serialization=True)
+        base.save_pretrained(str(target), safe_serialization=True)
         tokenizer.save_pretrained(str(target))
     accelerator.wait_for_everyone()
 
@@ -167,27 +170,85 @@ def plot_curves(history: list[dict], steps: list[tuple[int, float]], path: Path)
     plt.close(fig)
 
 
+def compile_plugin(args, lengths: list[int]):
+    """torch.compile on GPU, applied by accelerate after DDP wrapping (all-reduce still overlaps backward).
+
+    Uniform lengths: the whole model, static shapes. Variable lengths on one GPU: the whole model with
+    symbolic shapes (one compilation, not one per batch width). Variable lengths on several GPUs: each
+    repeated layer on its own (regional), because DDP's graph splitting failed to compile symbolic
+    shapes on torch 2.11 (InductorError "expected [s16] to have been codegen-ed", 2×H200).
+    """
+    import torch
+    from accelerate.utils import TorchDynamoPlugin
+
+    if not (args.torch_compile and torch.cuda.is_available()):
+        return TorchDynamoPlugin(backend="no")
+    if min(lengths, default=0) == max(lengths, default=0):
+        return TorchDynamoPlugin(backend="inductor")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return TorchDynamoPlugin(backend="inductor", use_regional_compilation=True)
+    return TorchDynamoPlugin(backend="inductor", dynamic=True)
+
+
 def setup(args):
     import torch
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from datasets import load_from_disk
     from transformers import AutoTokenizer
 
     if not (args.data_dir / "dataset_dict.json").is_file():
         raise StepError(f"{args.data_dir} is not a prepared dataset (dataset_dict.json missing)")
-    # cpu=True on a GPU-less host: accelerate then runs N launched processes as MULTI_CPU (gloo), not N copies.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(args.precision),
-                              gradient_accumulation_steps=args.gradient_accumulation_steps)
-    set_seed(args.seed)
     labels = read_labels(args.data_dir)
     data = load_from_disk(str(args.data_dir)).with_format(None)
+    lengths = row_lengths(data["train"])
+    torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 leftovers of mixed precision use tensor cores
+    # cpu=True on a GPU-less host: accelerate then runs N launched processes as MULTI_CPU (gloo), not N copies.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(args.precision),
+                              gradient_accumulation_steps=args.gradient_accumulation_steps,
+                              dynamo_plugin=compile_plugin(args, lengths),
+                              kwargs_handlers=[DistributedDataParallelKwargs(gradient_as_bucket_view=True)])
+    set_seed(args.seed)
     source = model_source(args)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = udf.function("load_model")(source, labels, args.init)
-    if args.torch_compile and torch.cuda.is_available():
-        model = torch.compile(model)
     return accelerator, labels, data, tokenizer, model
+
+
+def make_optimizer(model, args):
+    import torch
+
+    decay = [p for _, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for _, p in model.named_parameters() if p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=args.learning_rate,
+                             fused=torch.cuda.is_available())
+
+
+def device_sync():
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def reduce_sum(accelerator):
+    import torch
+
+    def fn(values: list[float]) -> list[float]:
+        tensor = torch.tensor(values, dtype=torch.float64, device=accelerator.device)
+        return accelerator.reduce(tensor, reduction="sum").tolist()
+
+    return fn
+
+
+def new_meter(base, accelerator, steps_per_epoch: int):
+    """Warm-up: 10 optimizer steps, or a quarter of a short epoch."""
+    import torch
+
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    warmup = max(1, min(throughput.WARMUP_STEPS, steps_per_epoch // 4))
+    return throughput.Meter(throughput.model_shape(base), name, accelerator.num_processes, warmup)
 
 
 def main(argv=None) -> int:
@@ -197,16 +258,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.objective not in contract.TRAINING_METRICS:
         raise StepError(f"objective {args.objective!r} is not one of {contract.TRAINING_METRICS}")
-    accelerator, labels, data, tokenizer, model = setup(args)
+    accelerator, labels, data, tokenizer, base = setup(args)
     pad_id = tokenizer.pad_token_id or 0
     train_loader, train_sampler = make_loader(data["train"], args.batch_size, args.seed, True, args.group_by_length, pad_id)
     val_loader, _ = make_loader(data["validation"], args.batch_size * 2, args.seed, False, True, pad_id)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.learning_rate,
-                                  fused=torch.cuda.is_available())
-    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    # base: the plain module (shares its parameters with the wrapped, compiled one); used for
+    # validation (eager: no second compilation for eval mode) and for saving.
+    model, optimizer, train_loader, val_loader = accelerator.prepare(base, make_optimizer(base, args), train_loader,
+                                                                     val_loader)
     per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     total = per_epoch * args.epochs if not args.max_steps else min(args.max_steps, per_epoch * args.epochs)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), max(total, 1))
@@ -222,38 +281,43 @@ def main(argv=None) -> int:
     step, step_losses = progress["epoch"] * per_epoch, []
     for epoch in range(progress["epoch"] + 1, args.epochs + 1):
         train_sampler.epoch = epoch
-        started, samples, tokens, loss_sum, batches = time.perf_counter(), 0, 0, 0.0, 0
+        meter, epoch_losses = new_meter(base, accelerator, per_epoch), []
+        started, samples, loss_sum, batches = time.perf_counter(), 0, torch.zeros((), device=accelerator.device), 0
         for batch in progress_bar(train_loader, f"epoch {epoch}", accelerator.is_local_main_process):
             batch.pop("doc_id")
+            meter.batch(batch["attention_mask"])
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
                 accelerator.backward(loss)
                 optimizer.step()
                 scheduler.step() if accelerator.sync_gradients else None
                 optimizer.zero_grad(set_to_none=True)
-            loss_sum, batches = loss_sum + float(loss.detach()), batches + 1
-            samples += batch["input_ids"].shape[0]
-            tokens += int(batch["attention_mask"].sum())
+            loss_sum, batches, samples = loss_sum + loss.detach().float(), batches + 1, samples + batch["input_ids"].shape[0]
             if accelerator.sync_gradients:
                 step += 1
-                if step % 10 == 0 or step == 1:
-                    step_losses.append((step, float(loss.detach())))
-                    tracking.log(run, {"train:loss": float(loss.detach())}, step)
+                meter.step(device_sync)
+                if step % LOSS_EVERY == 0 or step == 1:
+                    epoch_losses.append((step, loss.detach().float()))
                 if args.max_steps and step >= args.max_steps:
                     break
+        device_sync()
         elapsed = time.perf_counter() - started
-        metrics = evaluate(model, val_loader, accelerator, len(labels))
-        metrics["train:loss"] = loss_sum / max(batches, 1)
+        speed = meter.stop(device_sync, reduce_sum(accelerator))
+        for s, value in epoch_losses:
+            step_losses.append((s, float(value)))
+            tracking.log(run, {"train:loss": step_losses[-1][1]}, s)
+        metrics = evaluate(base, val_loader, accelerator, len(labels))
+        metrics["train:loss"] = float(loss_sum) / max(batches, 1)
         metrics["train:samples_per_second"] = samples * accelerator.num_processes / max(elapsed, 1e-9)
         for name in contract.TRAINING_METRICS:
             accelerator.print(contract.metric_line(name, metrics[name]))
-        accelerator.print(f"epoch {epoch}: real tokens/s {tokens * accelerator.num_processes / max(elapsed, 1e-9):.0f}")
+        report_speed(accelerator, epoch, speed)
         tracking.log(run, {**metrics, "epoch": epoch}, step)
         improved = better(metrics[args.objective], progress["best"], args.objective)
         if improved:
             progress.update(best=metrics[args.objective], best_epoch=epoch)
-            save_best(accelerator, model, tokenizer, ckpt)
-        progress["history"].append({"epoch": epoch, "step": step, **metrics})
+            save_best(accelerator, base, tokenizer, ckpt)
+        progress["history"].append({"epoch": epoch, "step": step, **metrics, "throughput": speed})
         progress["epoch"] = epoch
         save_checkpoint(accelerator, ckpt, epoch, progress)
         if os.environ.get(STOP_AFTER_EPOCH_ENV) == str(epoch):
@@ -263,6 +327,23 @@ def main(argv=None) -> int:
             break
     finish(accelerator, args, progress, labels, step_losses, run)
     return 0
+
+
+def report_speed(accelerator, epoch: int, speed: dict | None) -> None:
+    """Steady-state figures (after the warm-up steps) as metric lines, when the epoch was long enough."""
+    import torch
+
+    if speed is None:
+        return
+    if torch.cuda.is_available():
+        speed["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    for key in contract.THROUGHPUT_METRICS:
+        value = speed.get(key.split(":", 1)[1])
+        if value is not None:
+            accelerator.print(contract.metric_line(key, value))
+    mfu = f", MFU {speed['mfu']:.1%}" if speed.get("mfu") else ""
+    accelerator.print(f"epoch {epoch}: {speed['samples_per_second']:.0f} samples/s, {speed['tokens_per_second']:.0f} "
+                      f"real tokens/s (padding efficiency {speed['padding_efficiency']:.1%}){mfu}")
 
 
 def finish(accelerator, args, progress: dict, labels: list[str], step_losses, run) -> None:
