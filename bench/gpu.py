@@ -49,7 +49,8 @@ def run(cmd: list[str], gpus: str, log: Path, env: dict | None = None) -> str:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(result.stdout + result.stderr, encoding="utf-8")
     if result.returncode:
-        raise RuntimeError(f"{' '.join(cmd[1:4])} exited {result.returncode}: {(result.stdout + result.stderr)[-1500:]}")
+        errors = [line for line in (result.stdout + result.stderr).splitlines() if "Error" in line]
+        raise RuntimeError(f"{' '.join(cmd[1:4])} exited {result.returncode}: {' / '.join(errors[-3:])[-1500:]}")
     return result.stdout
 
 

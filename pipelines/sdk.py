@@ -6,6 +6,7 @@ telemetry, and reads stray config files from the user's home; all of that is pin
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -43,7 +44,8 @@ def offline():
     saved = {k: os.environ.get(k) for k in OFFLINE_ENV}
     os.environ.update(OFFLINE_ENV)
     try:
-        yield
+        with _shared_botocore_loader():
+            yield
     finally:
         for key, value in saved.items():
             if value is None:
@@ -52,6 +54,25 @@ def offline():
                 os.environ[key] = value
         if "boto3" in sys.modules:
             sys.modules["boto3"].DEFAULT_SESSION = None  # never keep a session holding placeholder keys
+
+
+@contextmanager
+def _shared_botocore_loader():
+    """One botocore data loader for every session made while compiling.
+
+    The SDK makes a new boto3 session for nearly every object (four sessions, 17 clients for one
+    definition), and each session parses the large SageMaker service model JSON again: about half
+    of a compile's wall time. The files are read-only data, so sharing the parsed copies is safe.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    original = botocore.session.create_loader
+    botocore.session.create_loader = functools.lru_cache(maxsize=4)(botocore.loaders.create_loader)
+    try:
+        yield
+    finally:
+        botocore.session.create_loader = original
 
 
 def offline_session(region: str, bucket: str):
@@ -72,7 +93,6 @@ def offline_session(region: str, bucket: str):
 def _memoize_config_validation() -> None:
     """The SDK re-validates the same config against its JSON Schema on every lookup (~0.4 s each,
     dozens per definition). The pinned config never changes within a process: validate it once."""
-    import functools
     import json
 
     from sagemaker.core.config import config as config_module

@@ -108,8 +108,8 @@ def encode_data(batch: dict, tokenizer, model: dict) -> dict:
     """
     max_length, strategy = int(model["max_length"]), model["long_documents"]
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
-    encoded = tokenizer(batch["text"], add_special_tokens=False, truncation=strategy == "head",
-                        max_length=budget if strategy == "head" else None, verbose=False)["input_ids"]
+    texts = batch["text"]
+    encoded = _encode_head(tokenizer, texts, budget) if strategy == "head" else token_ids(tokenizer, texts)
     prefix, suffix = special_tokens(tokenizer)
     out = {"input_ids": [], "attention_mask": [], "labels": [], "doc_id": []}
     for ids, label, doc_id in zip(encoded, batch["labels"], batch["doc_id"], strict=True):
@@ -130,6 +130,61 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
         if full[start:start + len(bare)] == bare:
             return full[:start], full[start + len(bare):]
     return [], []
+
+
+CHARS_PER_TOKEN = 6  # generous: English WordPiece/BPE tokens average about 4 characters
+
+
+def token_ids(tokenizer, texts: list[str], budget: int | None = None) -> list[list[int]]:
+    """Token ids of each text without special tokens, the first ``budget`` of them if given.
+
+    A fast tokenizer is called through its Rust backend's ``encode_batch_fast`` (no offsets, no
+    conversion of every field to Python lists), which is what ``tokenizer(...)`` runs underneath,
+    once the backend holds no truncation or padding of its own; otherwise through ``tokenizer(...)``,
+    which clears that state for the next batch.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if (backend is not None and backend.truncation is None and backend.padding is None
+            and backend.encode_special_tokens == bool(getattr(tokenizer, "split_special_tokens", False))):
+        rows = [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+    else:
+        rows = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    return rows if budget is None else [row[:budget] for row in rows]
+
+
+def _encode_head(tokenizer, texts: list[str], budget: int) -> list[list[int]]:
+    """The first ``budget`` tokens of each text, tokenising only the start of a long text.
+
+    A tokenizer reads the whole text before truncating, so long documents cost their full length.
+    Where the tokenizer splits words at whitespace before tokenising them, the tokens of a text's
+    start up to a space do not depend on what follows: a long text is cut at the last space before
+    ``budget * CHARS_PER_TOKEN`` characters, and when that start yields more than ``budget`` tokens
+    its first ``budget`` are exactly the whole text's. Otherwise the whole text is tokenised.
+    """
+    if not _splits_at_whitespace(tokenizer):
+        return token_ids(tokenizer, texts, budget)
+    cap = budget * CHARS_PER_TOKEN
+    starts = [_start(text, cap) for text in texts]
+    ids = token_ids(tokenizer, starts, budget + 1)
+    redo = [i for i, (text, start) in enumerate(zip(texts, starts, strict=True))
+            if len(start) < len(text) and len(ids[i]) <= budget]
+    for i, row in zip(redo, token_ids(tokenizer, [texts[i] for i in redo], budget), strict=True):
+        ids[i] = row
+    return [row[:budget] for row in ids]
+
+
+def _start(text: str, cap: int) -> str:
+    """``text`` up to its last space before ``cap`` characters (all of it if short or no space is near)."""
+    if len(text) <= cap:
+        return text
+    space = text.rfind(" ", cap // 2, cap)
+    return text[:space] if space > 0 else text
+
+
+def _splits_at_whitespace(tokenizer) -> bool:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    pre = getattr(backend, "pre_tokenizer", None)
+    return pre is not None and len(pre.pre_tokenize_str("ab cd")) >= 2  # [ab, cd], [ab, Ġcd], [▁ab, ▁cd]
 
 
 def _windows(ids: list[int], budget: int, strategy: str, stride: int) -> list[list[int]]:

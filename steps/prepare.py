@@ -14,6 +14,8 @@ import argparse
 import hashlib
 import json
 import os
+import random
+from collections import Counter
 from pathlib import Path
 
 from steps import contract, udf
@@ -58,10 +60,7 @@ def read_records(args) -> list[dict]:
 
 
 def split(records: list[dict], fractions: list[float], seed: int) -> dict[str, list[dict]]:
-    from collections import Counter
-
-    from sklearn.model_selection import train_test_split
-
+    """A seeded stratified split: every label in every part, in proportion to its share of the data."""
     counts = Counter(r["label"] for r in records)
     if len(counts) < 2:
         raise StepError(f"only one label ({next(iter(counts), 'none')!r}) in {len(records)} records: "
@@ -70,14 +69,39 @@ def split(records: list[dict], fractions: list[float], seed: int) -> dict[str, l
     if scarce:
         raise StepError(f"labels with fewer than {MIN_PER_LABEL} documents cannot appear in every split: {scarce}; "
                         "add data or merge these labels in reconcile_data")
-    train_f, val_f, test_f = fractions
-    labels = [r["label"] for r in records]
-    n_labels = len(counts)
-    test_n = max(n_labels, round(test_f * len(records)))
-    rest, test = train_test_split(records, test_size=test_n, stratify=labels, random_state=seed)
-    val_n = max(n_labels, round(val_f * len(records)))
-    train, validation = train_test_split(rest, test_size=val_n, stratify=[r["label"] for r in rest], random_state=seed)
-    return {"train": train, "validation": validation, "test": test}
+    _, val_f, test_f = fractions
+    sizes = {part: max(len(counts), round(f * len(records))) for part, f in (("test", test_f), ("validation", val_f))}
+    test = quotas(counts, sizes["test"], keep=2)
+    validation = quotas(counts - test, sizes["validation"], keep=1)
+    rng = random.Random(seed)
+    parts = {"train": [], "validation": [], "test": []}
+    for label in sorted(counts):
+        rows = [r for r in records if r["label"] == label]
+        rng.shuffle(rows)
+        t, v = test[label], validation[label]
+        parts["test"] += rows[:t]
+        parts["validation"] += rows[t:t + v]
+        parts["train"] += rows[t + v:]
+    for rows in parts.values():
+        rng.shuffle(rows)
+    return parts
+
+
+def quotas(counts: Counter, total: int, keep: int) -> Counter:
+    """Shares of ``total`` in proportion to ``counts``, each label at least 1 and at most its count - ``keep``
+    (largest remainders first, ties by label)."""
+    room = sum(n - keep - 1 for n in counts.values())
+    if not len(counts) <= total <= len(counts) + room:
+        raise StepError(f"cannot take {total} of {sum(counts.values())} documents for a split while leaving every "
+                        f"label in every part; change data.splits in the spec or add data")
+    exact = {label: total * n / sum(counts.values()) for label, n in counts.items()}
+    share = Counter({label: min(max(1, int(x)), counts[label] - keep) for label, x in exact.items()})
+    while (gap := total - sum(share.values())) != 0:
+        step = 1 if gap > 0 else -1
+        movable = [lb for lb in sorted(counts) if 1 <= share[lb] + step <= counts[lb] - keep]
+        label = max(movable, key=lambda lb: step * (exact[lb] - share[lb]))
+        share[label] += step
+    return share
 
 
 def encode(parts: dict[str, list[dict]], label_names: list[str], model: dict, tokenizer):

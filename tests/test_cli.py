@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -67,3 +68,18 @@ def test_bad_command_lines_exit_2(args, expected):
     result = run_cli(*args)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ: smaller than the definition, so writing must block
+    spec = "experiments/EXP-0003-tuning-minilm/experiment.yaml"
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines", "definition", spec], cwd=ROOT,
+                            stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    assert os.read(read_end, 1) == b"{"
+    os.close(read_end)  # like `| head -c 1`
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in stderr, stderr

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tiny import make_texts, write_jsonl
 
 from steps import prepare, reconcile
 from steps.common import StepError
-from steps.defaults import _windows, encode_data, special_tokens
+from steps.defaults import _encode_head, _windows, encode_data, special_tokens, token_ids
 
 
 def run_reconcile(raw, out, *extra):
@@ -145,3 +148,51 @@ def test_reconcile_reads_parquet(tmp_path):
     pq.write_table(pa.table({"text": ["one doc", "two doc"], "label": ["a", "b"]}), tmp_path / "raw" / "d.parquet")
     assert run_reconcile(tmp_path / "raw", tmp_path / "out") == 0
     assert json.loads((tmp_path / "out" / "data_report.json").read_text())["labels"] == {"a": 1, "b": 1}
+
+
+def test_split_is_stratified_seeded_and_keeps_every_label_in_every_part():
+    records = [{"doc_id": i, "text": str(i), "label": label}
+               for i, label in enumerate(["a"] * 50 + ["b"] * 30 + ["c"] * 3 + ["d"] * 917)]
+    parts = prepare.split(records, [0.8, 0.1, 0.1], seed=7)
+    assert [len(parts[k]) for k in ("train", "validation", "test")] == [800, 100, 100]
+    assert sorted(r["doc_id"] for rows in parts.values() for r in rows) == list(range(1000))
+    for rows in parts.values():
+        assert {r["label"] for r in rows} == {"a", "b", "c", "d"}
+    test = Counter(r["label"] for r in parts["test"])
+    assert test["a"] == 5 and test["b"] == 3 and test["d"] == 91  # proportional, the rare label takes its one
+    assert parts == prepare.split(records, [0.8, 0.1, 0.1], seed=7)
+    assert parts["test"] != prepare.split(records, [0.8, 0.1, 0.1], seed=8)["test"]
+
+
+def test_split_refuses_fractions_that_leave_a_part_without_a_label():
+    records = [{"doc_id": i, "text": str(i), "label": "ab"[i % 2]} for i in range(10)]
+    with pytest.raises(StepError, match="data.splits"):
+        prepare.split(records, [0.1, 0.1, 0.8], seed=0)
+
+
+WORDS = st.sampled_from("goal orbit flour the a Ünïcödé 42 x-ray naïve".split() + ["", " ", "  ", "\n", "xxxxxxxxxxxxxxxx"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.lists(WORDS, max_size=400).map(" ".join), min_size=1, max_size=8),
+       budget=st.integers(min_value=1, max_value=40))
+def test_head_encoding_equals_truncating_the_whole_text(tiny_model, texts, budget):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    want = tok(texts, add_special_tokens=False, truncation=True, max_length=budget)["input_ids"]
+    assert _encode_head(tok, texts, budget) == want
+    assert token_ids(tok, texts) == tok(texts, add_special_tokens=False)["input_ids"]
+
+
+def test_head_encoding_without_whitespace_splitting_tokenises_whole_texts(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    from tokenizers.pre_tokenizers import Punctuation
+
+    tok.backend_tokenizer.pre_tokenizer = Punctuation()  # "words" span spaces: a cut at one could change a token
+    tok.backend_tokenizer.enable_truncation(5)  # state of its own: the backend must not be called directly
+    texts = ["goal, orbit " * 300, "flour"]
+    want = tok(texts, add_special_tokens=False, truncation=True, max_length=20)["input_ids"]
+    assert _encode_head(tok, texts, 20) == want and len(want[0]) == 20
