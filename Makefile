@@ -91,11 +91,17 @@ test: venv ## ruff, then every CPU test (GPU tests are marked and skipped)
 test-gpu: venv ## the GPU tests (on a machine with NVIDIA GPUs)
 	$(PY) -m pytest -q -m gpu
 
-bench-cpu: venv model ## CPU benchmarks: spec → definition time, prepare throughput (bench/results/)
-	$(PY) bench/cpu.py
+bench-cpu: bench/out/assets/docs.jsonl.gz ## CPU benchmarks: definition time, prepare throughput, the example's wall time and executor overhead (args=--no-example)
+	$(PY) bench/cpu.py $(args)
+
+bench/out/assets/docs.jsonl.gz: | venv model
+	$(PY) bench/assets.py
+
+bench: bench/out/assets/docs.jsonl.gz ## GPU benchmarks vs HF Trainer and batch-1 TorchScript (on a GPU machine; BENCH_PY=python3 to use its own torch)
+	$(or $(BENCH_PY),$(PY)) bench/gpu.py
 
 clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
 .PHONY: help venv model local definition validate plan golden schema lint test test-gpu clean new-exp \
-	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu
+	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench
