@@ -98,6 +98,8 @@ def test_prepare_splits_once_for_every_model(tmp_path, tiny_model):
     assert labels == ["cooking", "space", "sports"]
     split = json.loads((tmp_path / "out" / "split.json").read_text())
     assert len(split["test"]) == 9 and not set(split["test"]) & set(split["train"])
+    results = json.loads((tmp_path / "out" / "prepare_results.json").read_text())
+    assert results["seconds"] > 0 and results["documents_per_second"] == pytest.approx(90 / results["seconds"], rel=0.05)
 
 
 @pytest.mark.parametrize("rows,expected", [
