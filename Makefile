@@ -91,7 +91,7 @@ test: venv ## ruff, then every CPU test (GPU tests are marked and skipped)
 test-gpu: venv ## the GPU tests (on a machine with NVIDIA GPUs)
 	$(PY) -m pytest -q -m gpu
 
-bench-cpu: bench/out/assets/docs.jsonl.gz ## CPU benchmarks: definition time, prepare throughput, the example's wall time and executor overhead (args=--no-example)
+bench-cpu: venv model bench/out/assets/docs.jsonl.gz ## CPU benchmarks: definition time, prepare throughput, the example's wall time and executor overhead (args=--no-example)
 	$(PY) bench/cpu.py $(args)
 
 bench/out/assets/docs.jsonl.gz: | venv model
