@@ -74,10 +74,12 @@ def split(records: list[dict], fractions: list[float], seed: int) -> dict[str, l
     sizes = {part: max(len(counts), round(f * len(records))) for part, f in (("test", test_f), ("validation", val_f))}
     test = quotas(counts, sizes["test"], keep=2)
     validation = quotas(counts - test, sizes["validation"], keep=1)
+    by_label = {label: [] for label in sorted(counts)}
+    for record in records:
+        by_label[record["label"]].append(record)
     rng = random.Random(seed)
     parts = {"train": [], "validation": [], "test": []}
-    for label in sorted(counts):
-        rows = [r for r in records if r["label"] == label]
+    for label, rows in by_label.items():
         rng.shuffle(rows)
         t, v = test[label], validation[label]
         parts["test"] += rows[:t]
@@ -91,11 +93,11 @@ def split(records: list[dict], fractions: list[float], seed: int) -> dict[str, l
 def quotas(counts: Counter, total: int, keep: int) -> Counter:
     """Shares of ``total`` in proportion to ``counts``, each label at least 1 and at most its count - ``keep``
     (largest remainders first, ties by label)."""
-    room = sum(n - keep - 1 for n in counts.values())
+    documents, room = sum(counts.values()), sum(n - keep - 1 for n in counts.values())
     if not len(counts) <= total <= len(counts) + room:
-        raise StepError(f"cannot take {total} of {sum(counts.values())} documents for a split while leaving every "
+        raise StepError(f"cannot take {total} of {documents} documents for a split while leaving every "
                         f"label in every part; change data.splits in the spec or add data")
-    exact = {label: total * n / sum(counts.values()) for label, n in counts.items()}
+    exact = {label: total * n / documents for label, n in counts.items()}
     share = Counter({label: min(max(1, int(x)), counts[label] - keep) for label, x in exact.items()})
     while (gap := total - sum(share.values())) != 0:
         step = 1 if gap > 0 else -1
