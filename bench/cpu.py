@@ -51,9 +51,11 @@ def definition_seconds(runs: int = 7) -> dict:
             "target_s": 3.0}
 
 
+MODEL = ROOT / ".models" / "all-MiniLM-L6-v2"
+
+
 def prepare_throughput() -> dict:
-    model = ROOT / ".models" / "all-MiniLM-L6-v2"
-    if not model.is_dir():
+    if not MODEL.is_dir():
         return {"skipped": "run `make model` first"}
     env = {"PYTHONPATH": str(ROOT), "SMPIPE_EXPERIMENT_DIR": str(EXAMPLE)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,10 +63,7 @@ def prepare_throughput() -> dict:
         subprocess.run([sys.executable, "-m", "steps.reconcile", "--input", str(EXAMPLE / "raw"), "--output",
                         str(tmp / "rec")], cwd=ROOT, check=True, capture_output=True, env={**os.environ, **env})
         docs = sum(1 for _ in (tmp / "rec" / "data.jsonl").open())
-        (tmp / "pre").mkdir()
-        (tmp / "pre" / "minilm").symlink_to(model)
-        seconds = timed([sys.executable, "-m", "steps.prepare", "--input", str(tmp / "rec"), "--pretrained",
-                         str(tmp / "pre"), "--output", str(tmp / "out"), "--model", "minilm:128:head:0:"], env)
+        seconds = run_prepare(tmp, env)
         work = json.loads((tmp / "out" / "prepare_results.json").read_text(encoding="utf-8"))["seconds"]
     cores = os.cpu_count() or 1
     return {"documents": docs, "seconds_including_startup": seconds, "docs_per_second": docs / seconds,
@@ -72,14 +71,18 @@ def prepare_throughput() -> dict:
             "seconds_after_startup": work, "docs_per_second_per_core_after_startup": docs / work / cores}
 
 
-def prepare_seconds(rows: list[dict], tmp: Path) -> float:
-    (tmp / "rec").mkdir(parents=True, exist_ok=True)
-    (tmp / "rec" / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    if not (tmp / "pre" / "minilm").exists():
-        (tmp / "pre").mkdir()
-        (tmp / "pre" / "minilm").symlink_to(ROOT / ".models" / "all-MiniLM-L6-v2")
+def run_prepare(tmp: Path, env: dict) -> float:
+    """Seconds of one prepare process over tmp/rec/data.jsonl with MiniLM at 128 tokens, into tmp/out."""
+    (tmp / "pre").mkdir(exist_ok=True)
+    (tmp / "pre" / "minilm").symlink_to(MODEL)
     return timed([sys.executable, "-m", "steps.prepare", "--input", str(tmp / "rec"), "--pretrained", str(tmp / "pre"),
-                  "--output", str(tmp / "out"), "--model", "minilm:128:head:0:"], {"PYTHONPATH": str(ROOT)})
+                  "--output", str(tmp / "out"), "--model", "minilm:128:head:0:"], env)
+
+
+def prepare_seconds(rows: list[dict], tmp: Path) -> float:
+    (tmp / "rec").mkdir(parents=True)
+    (tmp / "rec" / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return run_prepare(tmp, {"PYTHONPATH": str(ROOT)})
 
 
 def prepare_marginal() -> dict:
