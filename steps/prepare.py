@@ -135,6 +135,15 @@ def _fingerprint(model: dict, split_name: str, rows: list[dict]) -> str:
     return digest.hexdigest()[:16]
 
 
+def content_digest(parts: dict[str, list[dict]]) -> str:
+    """The split's content (which document, text and label went where): training resumes only on the same."""
+    digest = hashlib.sha256()
+    for name in sorted(parts):
+        for row in parts[name]:
+            digest.update(json.dumps([name, row["doc_id"], row["label"], row["text"]]).encode())
+    return digest.hexdigest()
+
+
 def load_tokenizer(model: dict, pretrained_root: Path):
     from transformers import AutoTokenizer
 
@@ -166,13 +175,14 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "labels.json", {"labels": label_names})
     write_json(out / "split.json", {k: sorted(r["doc_id"] for r in v) for k, v in parts.items()})
-    summary = {}
+    summary, content = {}, content_digest(parts)
     for model in models:
         encoded = encode(parts, label_names, model, tokenizers[model["name"]])
         target = out / model["name"]
         encoded.save_to_disk(str(target))
         write_json(target / "labels.json", {"labels": label_names})
-        write_json(target / "model.json", model)
+        fingerprint = hashlib.sha256(json.dumps([content, model], sort_keys=True).encode()).hexdigest()[:16]
+        write_json(target / "model.json", {**model, "fingerprint": fingerprint})
         summary[model["name"]] = {k: len(v) for k, v in encoded.items()}
     seconds = time.perf_counter() - started
     write_json(out / "prepare_results.json", {"documents": {k: len(v) for k, v in parts.items()},

@@ -20,7 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
-from steps import contract, throughput, tracking, udf
+from steps import checkpoints, contract, throughput, tracking, udf
 from steps.batching import LengthGroupedBatches, collate, row_lengths
 from steps.common import StepError, aggregate_windows, classification_metrics, read_labels, run_main, write_json
 
@@ -123,12 +123,14 @@ def better(value: float, best: float | None, objective: str) -> bool:
     return value < best if objective.endswith("loss") else value > best
 
 
-def load_progress(ckpt: Path) -> dict:
-    return contract.read_json(ckpt / "progress.json", {"epoch": 0, "best": None, "best_epoch": 0, "history": []})
-
-
 def save_checkpoint(accelerator, ckpt: Path, epoch: int, progress: dict) -> None:
-    accelerator.save_state(str(ckpt / f"epoch_{epoch}"))
+    """Written under a temporary name and renamed: the checkpoint folder is synced to S3 while training
+    runs, so a folder that exists is complete, and progress.json only ever names a complete one."""
+    staging = ckpt / f"epoch_{epoch}.tmp"
+    accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()
+    if accelerator.is_local_main_process:
+        replace_dir(staging, ckpt / f"epoch_{epoch}")
     if accelerator.is_main_process:
         write_json(ckpt / "progress.json", progress)
         for old in ckpt.glob("epoch_*"):
@@ -137,13 +139,19 @@ def save_checkpoint(accelerator, ckpt: Path, epoch: int, progress: dict) -> None
     accelerator.wait_for_everyone()
 
 
+def replace_dir(staging: Path, target: Path) -> None:
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+
+
 def save_best(accelerator, base, tokenizer, ckpt: Path) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        target = ckpt / "best"
-        shutil.rmtree(target, ignore_errors=True)
-        base.save_pretrained(str(target), safe_serialization=True)
-        tokenizer.save_pretrained(str(target))
+        staging = ckpt / "best.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        base.save_pretrained(str(staging), safe_serialization=True)
+        tokenizer.save_pretrained(str(staging))
+        replace_dir(staging, ckpt / "best")
     accelerator.wait_for_everyone()
 
 
@@ -271,11 +279,8 @@ def main(argv=None) -> int:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), max(total, 1))
     accelerator.register_for_checkpointing(scheduler)
 
-    ckpt = args.checkpoint_dir
-    progress = load_progress(ckpt)
-    if progress["epoch"]:
-        accelerator.load_state(str(ckpt / f"epoch_{progress['epoch']}"))
-        accelerator.print(f"resumed after epoch {progress['epoch']} from {ckpt}")
+    ckpt = args.checkpoint_dir = checkpoints.own_dir(args.checkpoint_dir)
+    progress = resume(accelerator, args, ckpt)
     run = tracking.start({k: str(v) for k, v in vars(args).items()} | {"labels": labels}, f"{args.model_name}-train",
                          str(contract.output_data_dir())) if accelerator.is_main_process else None
     step, step_losses = progress["epoch"] * per_epoch, []
@@ -327,6 +332,22 @@ def main(argv=None) -> int:
             break
     finish(accelerator, args, progress, labels, step_losses, run)
     return 0
+
+
+def resume(accelerator, args, ckpt: Path) -> dict:
+    """This run's own checkpoint, or a fresh start (another run's files are removed first)."""
+    run = checkpoints.fingerprint({k: getattr(args, k) for k in HYPERPARAMETERS}, args.data_dir, args.pretrained,
+                                  args.hub_model_id, accelerator.num_processes)
+    progress, why = checkpoints.decide(ckpt, run, args.epochs)
+    accelerator.wait_for_everyone()  # every process decided from the same files before any is removed
+    if why:
+        accelerator.print(why)
+    if progress["epoch"]:
+        accelerator.load_state(str(ckpt / f"epoch_{progress['epoch']}"))
+    elif accelerator.is_main_process:
+        checkpoints.clear(ckpt)
+    accelerator.wait_for_everyone()
+    return progress
 
 
 def report_speed(accelerator, epoch: int, speed: dict | None) -> None:

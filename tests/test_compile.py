@@ -110,6 +110,8 @@ def test_security_settings_reach_every_job():
             assert args["VpcConfig"]["SecurityGroupIds"] == ["sg-0123456789abcdef0"]
             assert args["EnableManagedSpotTraining"] is True
             assert args["CheckpointConfig"]["LocalPath"] == contract.TRAIN_CHECKPOINTS
+            # one folder per execution: a new execution can never find (and resume) another's checkpoints
+            assert {"Get": "Execution.PipelineExecutionId"} in args["CheckpointConfig"]["S3Uri"]["Std:Join"]["Values"]
             assert args["StoppingCondition"]["MaxWaitTimeInSeconds"] == 72000
             assert "wandb/api-key" == args["Environment"]["SMPIPE_WANDB_SECRET_ID"]
             assert not any("WANDB_API_KEY" in k for k in args["Environment"])

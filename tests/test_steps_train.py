@@ -80,11 +80,42 @@ def test_training_under_accelerate_with_two_processes(tmp_path, prepared, tiny_m
     assert (opt_ml / "model" / "model.pt").is_file()
 
 
-def train_direct(tmp: Path, prepared: Path, tiny_model: Path, ckpt: str, env=None, check=True):
+def train_direct(tmp: Path, prepared: Path, tiny_model: Path, ckpt: str, env=None, check=True, lr="0.001"):
     args = [sys.executable, "-m", "steps.train", "--data-dir", str(prepared / "a"), "--pretrained", str(tiny_model),
             "--model-dir", str(tmp / f"model-{ckpt}"), "--checkpoint-dir", str(tmp / ckpt), "--epochs", "3",
-            "--batch-size", "16", "--learning-rate", "0.001", "--seed", "5"]
+            "--batch-size", "16", "--learning-rate", lr, "--seed", "5"]
     return run(args, env={contract.OPT_ML_ENV: str(tmp / f"optml-{ckpt}"), **(env or {})}, check=check)
+
+
+def history(tmp: Path, ckpt: str) -> list[dict]:
+    return json.loads((tmp / f"model-{ckpt}" / "train_results.json").read_text())["history"]
+
+
+def test_a_checkpoint_of_another_run_is_never_resumed(tmp_path, prepared, tiny_model):
+    train_direct(tmp_path, prepared, tiny_model, "shared")
+    first = history(tmp_path, "shared")
+    second = train_direct(tmp_path, prepared, tiny_model, "shared", lr="0.003")
+    log = second.stdout + second.stderr
+    assert "belongs to another run (learning_rate 0.001 → 0.003); starting fresh" in log
+    assert "resuming" not in log
+    again = history(tmp_path, "shared")
+    assert [h["epoch"] for h in again] == [1, 2, 3]  # trained every epoch: a loss curve, not an export alone
+    assert [h["validation:loss"] for h in again] != [h["validation:loss"] for h in first]
+    progress = json.loads((tmp_path / "shared" / "progress.json").read_text())
+    assert progress["fingerprint"]["hyperparameters"]["learning_rate"] == "0.003"
+
+
+def test_a_finished_checkpoint_does_not_skip_training_in_a_new_job(tmp_path, prepared, tiny_model):
+    train_direct(tmp_path, prepared, tiny_model, "done", env={"TRAINING_JOB_NAME": "job-1"})
+    second = train_direct(tmp_path, prepared, tiny_model, "done", env={"TRAINING_JOB_NAME": "job-2"})
+    assert "finished run of job job-1; this job (job-2) trains from the start" in second.stdout + second.stderr
+    assert [h["epoch"] for h in history(tmp_path, "done")] == [1, 2, 3]
+
+
+def test_prepare_records_a_fingerprint_of_the_split_content(prepared):
+    a = json.loads((prepared / "a" / "model.json").read_text())["fingerprint"]
+    b = json.loads((prepared / "b" / "model.json").read_text())["fingerprint"]
+    assert len(a) == 16 and a != b  # same split, other model settings
 
 
 def test_resume_after_interruption_gives_the_same_result(tmp_path, prepared, tiny_model):
@@ -93,7 +124,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, prepared, tin
     assert stopped.returncode == 3
     assert json.loads((tmp_path / "resumed" / "progress.json").read_text())["epoch"] == 1
     resumed = train_direct(tmp_path, prepared, tiny_model, "resumed")
-    assert "resumed after epoch 1" in resumed.stdout + resumed.stderr
+    assert "resuming after epoch 1 of 3 from" in resumed.stdout + resumed.stderr
     a = json.loads((tmp_path / "model-straight" / "train_results.json").read_text())["history"]
     b = json.loads((tmp_path / "model-resumed" / "train_results.json").read_text())["history"]
     assert [h["epoch"] for h in b] == [1, 2, 3]

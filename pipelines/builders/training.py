@@ -42,7 +42,9 @@ def _trainer(ctx: Context, model: ModelPlan):
         stopping_condition=StoppingCondition(max_runtime_in_seconds=res.max_runtime_s,
                                              max_wait_time_in_seconds=(res.max_wait_s or 2 * res.max_runtime_s)
                                              if res.spot else None),
-        checkpoint_config=CheckpointConfig(s3_uri=f"{ctx.plan.base_uri}/checkpoints/{model.spec.name}",
+        # One execution's own folder: a later execution must never find (and resume) this one's checkpoints.
+        # Trials of a tuning job each get their own sub-folder, named after the trial's training job.
+        checkpoint_config=CheckpointConfig(s3_uri=ctx.run_uri("checkpoints", model.spec.name),
                                            local_path=contract.TRAIN_CHECKPOINTS) if res.spot else None,
         output_data_config=OutputDataConfig(s3_output_path=ctx.run_uri(kind, model.spec.name), kms_key_id=aws.kms_key),
         networking=Networking(enable_network_isolation=aws.network_isolation,

@@ -126,23 +126,43 @@ def expiry(duration: str | None) -> timedelta:
     return timedelta(days=365 * y + 30 * mo + 7 * w + d, hours=h, minutes=mi, seconds=s)
 
 
+REUSED_ON_RETRY = {"Succeeded", "Cached"}
+
+
+def saved_state(folder: Path) -> dict:
+    path = folder / "state.json"
+    if not path.is_file():
+        raise ex.ExpressionError(f"no execution to retry at {folder} (state.json missing)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 class Execution:
-    def __init__(self, definition: dict, options: Options, pipeline_name: str):
+    """One run of a definition; ``retry_of`` re-runs an earlier execution's unfinished steps under the same
+    execution id and parameters (SageMaker's RetryPipelineExecution), so training resumes its checkpoints."""
+
+    def __init__(self, definition: dict, options: Options, pipeline_name: str, retry_of: str | None = None):
         self.definition, self.options = definition, options
         self.steps = flatten(definition["Steps"])
         self.deps = dependencies(self.steps)
-        self.execution_id = f"local-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        self.execution_id = retry_of or f"local-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         self.folder = options.runs / self.execution_id
+        state = saved_state(self.folder) if retry_of else {}
+        if state and options.parameters:
+            raise ex.ExpressionError("a retry keeps the execution's parameters; start a new execution to change them")
         self.scope = ex.Scope(
-            parameters=parameter_values(definition, options.parameters),
+            parameters=state.get("parameters") or parameter_values(definition, options.parameters),
             execution={"PipelineExecutionId": self.execution_id, "PipelineName": pipeline_name,
                        "PipelineExecutionArn": f"arn:local:pipeline/{pipeline_name}/execution/{self.execution_id}",
-                       "StartDateTime": datetime.now(UTC).isoformat()},
+                       "StartDateTime": state.get("started") or datetime.now(UTC).isoformat()},
             read_property_file=self._read_property_file)
         self.results: dict[str, dict] = {}
         self.skipped_branch: set[str] = set()
         self.lock = threading.Lock()
         self.cache_dir = options.runs / "cache"
+        for name, result in state.get("steps", {}).items():
+            if name in self.steps and self.steps[name][0]["Type"] != "Condition" and result["status"] in REUSED_ON_RETRY:
+                self.results[name] = {**result, "reason": "kept from the earlier attempt"}
+                self.scope.steps[name] = result["properties"]
 
     # -- property files -------------------------------------------------------------------------
     def _read_property_file(self, step: str, name: str) -> dict:
@@ -222,7 +242,7 @@ class Execution:
             return run_training(self._job(name), args, args.get("HyperParameters", {}))
 
         def trial(job_name: str, hyperparameters: dict) -> dict:
-            return run_training(self._job(job_name), args["TrainingJobDefinition"], hyperparameters)
+            return run_training(self._job(job_name), args["TrainingJobDefinition"], hyperparameters, trial=True)
 
         return tune(name, args, trial, lambda line: self.options.say(f"  {line}"))
 
@@ -256,7 +276,10 @@ class Execution:
     def run(self) -> Outcome:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "definition.json").write_text(json.dumps(self.definition, indent=2), encoding="utf-8")
-        pending, failure = set(self.steps), ""
+        pending, failure = set(self.steps) - set(self.results), ""
+        for name in sorted(self.results):
+            self.options.say(f"= {name}: kept from the earlier attempt")
+        self._save_state()  # a killed execution leaves its parameters, so it can be retried
         with ThreadPoolExecutor(max_workers=max(1, self.options.parallel)) as pool:
             running = {}
             while pending or running:
@@ -312,5 +335,6 @@ class Execution:
         return ""
 
     def _save_state(self) -> None:
-        state = {"execution_id": self.execution_id, "parameters": self.scope.parameters, "steps": self.results}
+        state = {"execution_id": self.execution_id, "parameters": self.scope.parameters, "steps": self.results,
+                 "started": self.scope.execution["StartDateTime"]}
         (self.folder / "state.json").write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")

@@ -54,9 +54,23 @@ def run_experiment(plan: Plan, args) -> int:
     from pipelines.compile import definition
 
     options = _options(args)
+    if getattr(args, "retry", None):
+        return _retry(args.retry, plan.pipeline_name, options)
     text = definition(plan)
     stage(plan, options)
     return _execute(json.loads(text), plan.pipeline_name, options)
+
+
+def _retry(which: str, name: str, options: Options) -> int:
+    """Re-run an earlier execution's failed or unfinished steps with its own definition and parameters."""
+    folders = sorted(p.parent for p in options.runs.glob("local-*/state.json"))
+    folder = (folders[-1] if folders else None) if which == "latest" else options.runs / which
+    if folder is None or not (folder / "definition.json").is_file():
+        raise fail(str(options.runs), f"no execution {which!r} to retry" + (f" (found: {', '.join(f.name for f in folders[-5:])})"
+                                                                                if folders else " (no executions yet)"),
+                   hint="give an execution id from .local-runs/, or `latest`")
+    definition = json.loads((folder / "definition.json").read_text(encoding="utf-8"))
+    return _execute(definition, name, options, retry_of=folder.name)
 
 
 def run_definition(path: Path, args) -> int:
@@ -66,16 +80,20 @@ def run_definition(path: Path, args) -> int:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise fail(str(path), f"not JSON: {exc.msg}", line=exc.lineno, column=exc.colno) from None
-    return _execute(data, path.stem, _options(args))
+    options = _options(args)
+    if getattr(args, "retry", None):
+        return _retry(args.retry, path.stem, options)
+    return _execute(data, path.stem, options)
 
 
-def _execute(definition: dict, name: str, options: Options) -> int:
+def _execute(definition: dict, name: str, options: Options, retry_of: str | None = None) -> int:
     try:
-        execution = Execution(definition, options, name)
+        execution = Execution(definition, options, name, retry_of=retry_of)
     except ExpressionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"execution {execution.execution_id}: {len(execution.steps)} steps, store {options.store.describe()}")
+    verb = "retrying execution" if retry_of else "execution"
+    print(f"{verb} {execution.execution_id}: {len(execution.steps)} steps, store {options.store.describe()}")
     outcome = execution.run()
     summarise(outcome, options)
     return 0 if outcome.status == "Succeeded" else 1

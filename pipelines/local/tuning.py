@@ -70,7 +70,9 @@ def tune(step_name: str, args: dict, run_trial: Callable[[str, dict], dict], log
         with lock:
             counter[0] += 1
             name = f"{step_name}-{counter[0]:03d}"
-        properties = run_trial(name, {**definition.get("StaticHyperParameters", {}), **tuned})
+        # SageMaker tells each trial which metric it is tuned on (and so that it is a trial) this way.
+        static = {**definition.get("StaticHyperParameters", {}), "_tuning_objective_metric": metric}
+        properties = run_trial(name, {**static, **tuned})
         if metric not in properties["metrics"]:
             raise JobFailed(f"trial {name}: objective metric {metric!r} matched nothing in the log; check its "
                             f"regex in metric_definitions and the lines the training program prints")
