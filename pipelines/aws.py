@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.errors import Problem, SpecError
+from pipelines.parameters import refuse_bad_values
 from pipelines.plan import Plan
 from pipelines.spec import PLACEHOLDER_ACCOUNT
 
@@ -151,10 +152,7 @@ def studio_link(plan: Plan) -> str:
 
 
 def start(plan: Plan, definition: str, parameters: dict[str, str], clients: Clients) -> str:
-    declared = {p["Name"] for p in json.loads(definition)["Parameters"]}
-    unknown = sorted(set(parameters) - declared)
-    if unknown:
-        raise AwsError(f"unknown pipeline parameter(s) {unknown}; the pipeline has {sorted(declared)}")
+    refuse_bad_values(plan.parameters, parameters, plan.spec.aws.kms_key)
     response = clients.sagemaker.start_pipeline_execution(
         PipelineName=plan.pipeline_name,
         PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in sorted(parameters.items())])

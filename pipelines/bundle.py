@@ -49,3 +49,25 @@ def build(root: Path, experiment_dir: Path) -> bytes:
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+WHOLE_FILE_BYTES = 8 * 1024 * 1024
+EDGE_BYTES = 4 * 1024 * 1024
+
+
+def folder_digest(folder: Path) -> str:
+    """A content address for a local folder: every file's path and size, small files hashed whole, large ones
+    by their first and last 4 MiB (a compile stays fast on gigabytes; a changed file changes the address)."""
+    h = hashlib.sha256()
+    paths = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
+    for path in paths:
+        size = path.stat().st_size
+        h.update(f"{path.relative_to(folder).as_posix() if path != folder else path.name}\0{size}\0".encode())
+        with path.open("rb") as fh:
+            if size <= WHOLE_FILE_BYTES:
+                h.update(fh.read())
+            else:
+                h.update(fh.read(EDGE_BYTES))
+                fh.seek(size - EDGE_BYTES)
+                h.update(fh.read(EDGE_BYTES))
+    return h.hexdigest()

@@ -7,7 +7,7 @@ import logging
 from contextlib import contextmanager
 
 from pipelines.builders import REGISTRY
-from pipelines.builders.common import Context
+from pipelines.builders.common import Context, tags
 from pipelines.plan import Plan
 from pipelines.sdk import offline, offline_session
 
@@ -20,7 +20,8 @@ def pipeline(plan: Plan):
     from sagemaker.mlops.workflow import Pipeline
 
     kinds = {"String": ParameterString, "Integer": ParameterInteger, "Float": ParameterFloat}
-    parameters = {name: kinds[kind](name=name, default_value=default) for name, (kind, default) in plan.parameters.items()}
+    parameters = {name: kinds[p.type](name=name, default_value=p.default, **({"enum_values": list(p.enum)} if p.enum else {}))
+                  for name, p in plan.parameters.items()}
     ctx = Context(plan=plan, session=session, parameters=parameters)
     for _, build in REGISTRY:
         build(ctx)
@@ -44,4 +45,16 @@ def _quiet():
 def definition(plan: Plan) -> str:
     with _quiet(), offline():
         raw = json.loads(pipeline(plan).definition())
+    _tag_model_packages(raw["Steps"], tags(plan.spec))
     return json.dumps(raw, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _tag_model_packages(steps: list, experiment_tags: list[dict]) -> None:
+    """ModelBuilder.register() takes no tags, but CreateModelPackage does: the model package carries the
+    experiment's tags like every job (cost allocation, ownership)."""
+    for step in steps:
+        if step["Type"] == "RegisterModel":
+            step["Arguments"]["Tags"] = experiment_tags
+        elif step["Type"] == "Condition":
+            _tag_model_packages(step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", []),
+                                experiment_tags)

@@ -11,7 +11,7 @@ def _arn_parts(plan: Plan) -> tuple[str, str, str]:
 
 
 def _s3_reads(plan: Plan) -> list[str]:
-    uris = [plan.parameters["DataSource"][1]] + [m.pretrained_uri for m in plan.models if m.pretrained_uri]
+    uris = [plan.parameters["DataSource"].default] + [m.pretrained_uri for m in plan.models if m.pretrained_uri]
     return sorted({"arn:aws:s3:::" + u[5:].rstrip("/") + "*" for u in uris if str(u).startswith("s3://")})
 
 

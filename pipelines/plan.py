@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipelines import bundle
 from pipelines.load import Loaded
+from pipelines.parameters import Parameter, declare
 from pipelines.spec import Experiment, Hyperparameters, ModelSpec
 
 
@@ -30,13 +31,10 @@ class Plan:
     base_uri: str  # s3://bucket/prefix/EXP
     code_uri: str
     code_sha256: str
-    parameters: dict[str, tuple[str, object]]  # name → (type, default)
+    parameters: dict[str, Parameter]
     models: tuple[ModelPlan, ...]
     uploads: dict[str, Path] = field(default_factory=dict)  # s3 URI → local file or folder
     code_bundle: bytes = field(default=b"", repr=False)
-
-    def data_uri(self, part: str) -> str:
-        return f"{self.base_uri}/data/{part}"
 
 
 def plan(loaded: Loaded) -> Plan:
@@ -46,31 +44,26 @@ def plan(loaded: Loaded) -> Plan:
     sha = bundle.digest(code)
     code_uri = f"s3://{spec.aws.bucket}/{spec.aws.prefix.strip('/')}/code/{sha}.tar.gz"
     uploads: dict[str, Path] = {}
-    data_source = _asset(spec.data.source, f"{base_uri}/assets/raw", loaded, uploads)
+    data_source = _asset(spec.data.source, f"{base_uri}/assets/raw", loaded, uploads, content_addressed=True)
     models = tuple(_model(spec, m, base_uri, loaded, uploads) for m in spec.models)
-    hp = spec.train.hyperparameters
-    parameters = {
-        "DataSource": ("String", data_source),
-        "ProcessingInstanceType": ("String", spec.resources.processing.instance_type),
-        "TrainInstanceType": ("String", spec.resources.training.instance_type),
-        "TrainInstanceCount": ("Integer", spec.resources.training.instance_count),
-        "EvaluationInstanceType": ("String", spec.resources.evaluation.instance_type),
-        "Epochs": ("Integer", hp.epochs),
-        "LearningRate": ("Float", hp.learning_rate),
-        "GateThreshold": ("Float", spec.gate.threshold),
-        "ApprovalStatus": ("String", spec.register.approval),
-    }
+    parameters = declare(spec, data_source)
     return Plan(spec=spec, pipeline_name=spec.name, base_uri=base_uri, code_uri=code_uri, code_sha256=sha,
                 parameters=parameters, models=models, uploads=uploads, code_bundle=code)
 
 
-def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path]) -> str:
-    """Local folders become S3 URIs under the experiment; the CLI syncs them before a run."""
+def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path], content_addressed: bool = False) -> str:
+    """Local folders become S3 URIs under the experiment; the CLI syncs them before a run.
+
+    Raw data is content-addressed (``assets/raw/<digest>/``): changed data is a new DataSource default, so
+    Reconcile's cache key changes with it and an earlier snapshot is never overwritten.
+    """
     if source.startswith("s3://"):
         return source
     path = Path(source).expanduser()
     if not path.is_absolute():
         path = loaded.root / path
+    if content_addressed and path.exists():
+        target = f"{target}/{bundle.folder_digest(path)[:16]}"
     uploads[target + "/"] = path
     return target + "/"
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from pipelines import ranges
 from pipelines.errors import Problem
-from pipelines.spec import HYPERPARAMETER_NAMES, Experiment, Hyperparameters, is_gpu_instance
+from pipelines.instance_types import api_enum, is_gpu_instance
+from pipelines.parameters import LOCAL_INSTANCE_TYPES, check_values, declare
+from pipelines.spec import HYPERPARAMETER_NAMES, Experiment, Hyperparameters
 from pipelines.yaml_source import Sourced, dotted
 from steps.contract import EVALUATION_METRICS, TRAINING_METRICS
 
@@ -28,7 +31,16 @@ def check(spec: Experiment, doc: Sourced) -> list[Problem]:
     _metrics(spec, add)
     _resources(spec, add)
     _schedules(spec, add)
+    _tracking(spec, add)
     return problems
+
+
+def _tracking(spec: Experiment, add) -> None:
+    wandb = spec.tracking.wandb
+    if wandb.api_key_secret and spec.aws.network_isolation:
+        add(("tracking", "wandb", "api_key_secret"), "jobs with aws.network_isolation: true cannot reach Secrets "
+            "Manager (nor wandb), so the key could never be read", "drop api_key_secret and keep mode: offline "
+            "(runs are saved in the job output for `wandb sync`), or turn network isolation off")
 
 
 def _steps(spec: Experiment, add) -> None:
@@ -122,6 +134,12 @@ def _metrics(spec: Experiment, add) -> None:
 
 
 def _resources(spec: Experiment, add) -> None:
+    for step, kind in (("processing", "processing"), ("training", "training"), ("evaluation", "processing")):
+        instance_type = getattr(spec.resources, step).instance_type
+        if instance_type not in LOCAL_INSTANCE_TYPES and instance_type not in api_enum(kind):
+            close = difflib.get_close_matches(instance_type, api_enum(kind), n=1)
+            add(("resources", step, "instance_type"), f"{instance_type} is not a {kind} instance type SageMaker offers",
+                f"did you mean {close[0]}?" if close else "see the SageMaker pricing page for the instance types")
     for step in ("processing", "evaluation"):
         if getattr(spec.resources, step).instance_count != 1:
             add(("resources", step, "instance_count"), f"{step} runs on one instance (its programs are not sharded)",
@@ -147,6 +165,10 @@ def _schedules(spec: Experiment, add) -> None:
         if schedule.name in names:
             add(("schedules", i, "name"), f"schedule name {schedule.name!r} is used twice")
         names.add(schedule.name)
+        declared = declare(spec, spec.data.source)
+        for name, value in schedule.parameters.items():
+            for message in check_values(declared, {name: value}, spec.aws.kms_key):
+                add(("schedules", i, "parameters", name), message, "schedule values start real executions")
         if schedule.cron is not None and not _valid_cron(schedule.cron):
             add(("schedules", i, "cron"), f"{schedule.cron!r} is not an EventBridge cron expression",
                 "six fields: minutes hours day-of-month month day-of-week year, one of the day fields '?', "

@@ -22,18 +22,6 @@ MODEL_NAME_RE = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MAX_NAME = 48  # pipeline name = name; job names append suffixes and SageMaker caps those at 63
 PLACEHOLDER_ACCOUNT = "000000000000"
 
-# GPU families that SageMaker offers; everything else is CPU-only.
-GPU_FAMILIES = ("p2", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6", "g4dn", "g5", "g6", "g6e", "g5g", "trn1",
-                "trn2", "inf2")
-
-
-def is_gpu_instance(instance_type: str) -> bool:
-    if instance_type == "local_gpu":
-        return True
-    parts = instance_type.split(".")
-    return len(parts) == 3 and parts[1] in GPU_FAMILIES
-
-
 # Fields named "register" shadow ABCMeta.register on the class; harmless, and the name is the user's word.
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 

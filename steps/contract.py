@@ -37,7 +37,8 @@ TRAIN_CONFIG = "/opt/ml/input/config"
 TRAIN_MODEL_DIR = "/opt/ml/model"
 TRAIN_OUTPUT_DATA = "/opt/ml/output/data"
 TRAIN_CHECKPOINTS = "/opt/ml/checkpoints"
-TRAIN_FAILURE_FILE = "/opt/ml/output/failure"
+TRAIN_FAILURE_FILE = "/opt/ml/output/failure"  # a training job's FailureReason comes from here
+PROC_FAILURE_FILE = "/opt/ml/output/message"  # a processing job's from here
 
 # Where the launcher unpacks the code bundle before starting a program.
 CODE_DIR = "/opt/ml/code"

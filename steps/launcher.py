@@ -84,8 +84,10 @@ def run(cmd: list[str], env: dict[str, str]) -> int:
     return subprocess.run(cmd, env=env, check=False).returncode
 
 
-def write_failure(message: str) -> None:
-    path = contract.local(contract.TRAIN_FAILURE_FILE)
+def write_failure(message: str, program: str) -> None:
+    """Where SageMaker reads a failed job's reason: training jobs /opt/ml/output/failure, processing jobs
+    /opt/ml/output/message."""
+    path = contract.local(contract.TRAIN_FAILURE_FILE if program == "train" else contract.PROC_FAILURE_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(message[-1024:], encoding="utf-8")
 
@@ -107,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             code_dir = unpack_code(contract.local(contract.PROC_CODE))
             rc = run([sys.executable, "-m", f"steps.{program}", *argv[1:]], program_env(code_dir))
     except Exception:  # noqa: BLE001 - the job must leave a failure reason for SageMaker
-        write_failure(traceback.format_exc())
+        write_failure(traceback.format_exc(), program)
         raise
     if rc != 0:
-        write_failure(f"steps.{program} exited with status {rc}")
+        write_failure(f"steps.{program} exited with status {rc}", program)
     return rc
 
 

@@ -16,25 +16,38 @@ def _fetch_key(secret_id: str) -> str | None:
     return value.strip() or None
 
 
+def _key_available() -> bool:
+    """The key from the environment or from Secrets Manager; a failed fetch means offline, never no tracking."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    secret_id = os.environ.get("SMPIPE_WANDB_SECRET_ID")
+    if not secret_id:
+        return False
+    try:
+        key = _fetch_key(secret_id)
+    except Exception as exc:  # noqa: BLE001 - no network, no permission: log offline instead
+        print(f"warning: could not read the wandb key from Secrets Manager ({type(exc).__name__}); "
+              "logging offline (sync later with `wandb sync`)", file=sys.stderr)
+        return False
+    if key:
+        os.environ["WANDB_API_KEY"] = key  # read by wandb from the environment; never printed
+    return bool(key)
+
+
 def start(config: dict, job_type: str, directory: str):
     mode = os.environ.get("WANDB_MODE", "offline")
     if mode == "disabled":
         return None
+    if mode == "online" and not _key_available():
+        mode = "offline"
     try:
-        secret_id = os.environ.get("SMPIPE_WANDB_SECRET_ID")
-        if secret_id and not os.environ.get("WANDB_API_KEY"):
-            key = _fetch_key(secret_id)
-            if key:
-                os.environ["WANDB_API_KEY"] = key  # read by wandb from the environment; never printed
-        if mode == "online" and not os.environ.get("WANDB_API_KEY"):
-            mode = "offline"
         import wandb
 
         return wandb.init(project=os.environ.get("WANDB_PROJECT", "smpipe"), entity=os.environ.get("WANDB_ENTITY"),
                           group=os.environ.get("SMPIPE_EXPERIMENT", "manual"), job_type=job_type, config=config,
                           mode=mode, dir=directory, reinit="finish_previous")
     except Exception as exc:  # noqa: BLE001 - tracking must not fail the job
-        print(f"warning: wandb disabled for this job ({type(exc).__name__}: {exc})", file=sys.stderr)
+        print(f"warning: wandb could not start for this job ({type(exc).__name__}: {exc})", file=sys.stderr)
         return None
 
 

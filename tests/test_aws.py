@@ -101,7 +101,7 @@ def test_start_with_parameters_and_status(aws, capsys):
     assert rc == 0 and arn in out
     assert "step statuses unavailable from this endpoint" in out  # moto lacks ListPipelineExecutionSteps
     rc, _, err = cli(capsys, "start", SPEC, "--param", "Nope=1")
-    assert rc == 1 and "unknown pipeline parameter(s) ['Nope']" in err
+    assert rc == 2 and "unknown pipeline parameter 'Nope'; the pipeline has ApprovalStatus" in err
 
 
 def test_schedules_are_created_updated_and_deleted(aws, capsys):

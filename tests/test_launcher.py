@@ -56,3 +56,31 @@ def test_bundle_is_byte_reproducible():
     assert bundle.build(ROOT, exp) == bundle.build(ROOT, exp)
     names = [name for name, _ in bundle.files(ROOT, exp)]
     assert "steps/contract.py" in names and not any("__pycache__" in n for n in names)
+
+
+def test_failure_reason_goes_where_each_job_kind_reads_it(monkeypatch, tmp_path):
+    """Processing jobs report /opt/ml/output/message, training jobs /opt/ml/output/failure."""
+    monkeypatch.setenv(contract.OPT_ML_ENV, str(tmp_path))
+    rc = launcher.main(["prepare", "--model", "broken"])  # not NAME:MAX_LENGTH:...: exits 2
+    assert rc == 2
+    assert (tmp_path / "output" / "message").read_text() == "steps.prepare exited with status 2"
+    assert not (tmp_path / "output" / "failure").exists()
+    launcher.write_failure("boom", "train")
+    assert (tmp_path / "output" / "failure").read_text() == "boom"
+
+
+def test_folder_digest_is_a_content_address(tmp_path):
+    from pipelines import bundle
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.txt").write_text("one")
+    (tmp_path / "a" / "big.bin").write_bytes(b"\0" * (bundle.WHOLE_FILE_BYTES + 10))
+    first = bundle.folder_digest(tmp_path / "a")
+    assert bundle.folder_digest(tmp_path / "a") == first
+    (tmp_path / "a" / "x.txt").write_text("two")
+    second = bundle.folder_digest(tmp_path / "a")
+    assert second != first
+    data = bytearray(b"\0" * (bundle.WHOLE_FILE_BYTES + 10))
+    data[-1] = 1  # the tail of a large file is read
+    (tmp_path / "a" / "big.bin").write_bytes(bytes(data))
+    assert bundle.folder_digest(tmp_path / "a") != second

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import configparser
+import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
 
 from pipelines.cli import main
+from pipelines.containers import image_stack, setup_pins, stack_problems
 from pipelines.errors import SpecError
 from pipelines.iam import policies
 from pipelines.load import load
@@ -87,14 +89,40 @@ def test_dockerfile_matches_the_contract():
     assert launcher_imports == ["contract"]  # the launcher runs before the bundle is unpacked
 
 
-def test_job_requirements_match_setup_cfg():
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    pinned = dict(line.strip().split("==") for line in config["options"]["install_requires"].strip().splitlines())
-    for line in (ROOT / "containers" / "requirements-jobs.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, version = line.split("==")
-            assert pinned[name] == version, name
+def test_the_job_image_resolves_against_our_pins():
+    assert stack_problems() == []
+    base, packages = image_stack()
+    _, pins = setup_pins()
+    assert packages["torch"] == pins["torch"] and base["python"] == "3.11"
+
+
+def stack_copy(tmp_path, requirements: str | None = None, base: dict | None = None) -> Path:
+    shutil.copytree(ROOT / "containers", tmp_path / "containers")
+    shutil.copy(ROOT / "setup.cfg", tmp_path / "setup.cfg")
+    if requirements is not None:
+        (tmp_path / "containers" / "requirements-jobs.txt").write_text(requirements)
+    if base is not None:
+        (tmp_path / "containers" / "base-image.json").write_text(json.dumps(base))
+    return tmp_path
+
+
+def test_the_old_base_image_torch_is_refused(tmp_path):
+    """The defect this check exists for: transformers 5 on a torch 2.5.1 base cannot import the model code."""
+    text = (ROOT / "containers" / "requirements-jobs.txt").read_text().replace("torch==2.13.0\n", "")
+    dlc = {"image": "python:3.11-slim-bookworm", "python": "3.11", "provides": {"torch": "2.5.1"}}
+    problems = stack_problems(stack_copy(tmp_path, text, dlc))
+    assert "transformers==5.23.0 needs torch>=2.6, the image has torch==2.5.1" in problems
+    assert "the image pins torch==2.5.1, setup.cfg torch==2.13.0" in problems
+
+
+def test_image_pins_python_and_dockerfile_must_agree(tmp_path):
+    text = (ROOT / "containers" / "requirements-jobs.txt").read_text().replace("accelerate==1.15.0", "accelerate==1.0.0")
+    problems = stack_problems(stack_copy(tmp_path, text, {"image": "python:3.12-slim", "python": "3.12"}))
+    assert "the image pins accelerate==1.0.0, setup.cfg accelerate==1.15.0" in problems
+    assert any("python 3.12 is outside setup.cfg's python_requires" in p for p in problems)
+    assert any("BASE_IMAGE default is not python:3.12-slim" in p for p in problems)
+    no_torch = stack_problems(stack_copy(tmp_path / "b", text.replace("torch==2.13.0\n", "")))
+    assert any("declares no torch version" in p for p in no_torch)
 
 
 def test_build_push_without_docker_says_so(monkeypatch, capsys):

@@ -65,6 +65,24 @@ CASES = [
     ("wrong-type", spec("train: {hyperparameters: {epochs: three}}\n"), "epochs", 6),
     ("processing-count", spec("resources: {processing: {instance_count: 4}}\n"), "runs on one instance", 6),
     ("register-needs-evaluate", spec("steps: {evaluate: false}\n"), "register needs evaluate", 6),
+    ("isolation-with-secret", spec("aws: {network_isolation: true}\n"
+                                   "tracking: {wandb: {api_key_secret: wandb/key}}\n"), "cannot reach Secrets", 7),
+    ("instance-type-not-offered", spec("resources: {training: {instance_type: ml.g5.huge}}\n"),
+     "ml.g5.huge is not a training instance type SageMaker offers", 6),
+    ("processing-instance-typo", spec("resources: {processing: {instance_type: ml.m5.xlarg}}\n"),
+     "did you mean ml.m5.xlarge?", 6),
+    ("schedule-unknown-parameter", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s'}\n"
+                                        "schedules: [{name: n, rate: 1 day, parameters: {Epoch: 2}}]\n"),
+     "unknown pipeline parameter 'Epoch' (did you mean 'Epochs'?)", 7),
+    ("schedule-parameter-type", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s'}\n"
+                                     "schedules: [{name: n, rate: 1 day, parameters: {Epochs: many}}]\n"),
+     "Epochs='many' is not an Integer", 7),
+    ("schedule-approval-typo", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s'}\n"
+                                    "schedules: [{name: n, rate: 1 day, parameters: {ApprovalStatus: Aproved}}]\n"),
+     "did you mean 'Approved'?", 7),
+    ("schedule-kms-storage-kind", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s', kms_key: alias/ml}\n"
+                                       "schedules: [{name: n, rate: 1 day, parameters: "
+                                       "{TrainInstanceType: ml.m5.xlarge}}]\n"), "has no local storage", 7),
 ]
 
 

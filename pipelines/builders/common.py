@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipelines.instance_types import has_local_storage
 from pipelines.plan import Plan
 from steps import contract
 
@@ -57,8 +58,9 @@ def retry_policies(ctx: Context) -> list:
     ]
 
 
-def tags(ctx: Context) -> list[dict[str, str]]:
-    merged = {"smpipe:experiment": ctx.spec.name, **ctx.spec.aws.tags}
+def tags(ctx_or_spec) -> list[dict[str, str]]:
+    spec = getattr(ctx_or_spec, "spec", ctx_or_spec)
+    merged = {"smpipe:experiment": spec.name, **spec.aws.tags}
     return [{"Key": k, "Value": v} for k, v in sorted(merged.items())]
 
 
@@ -114,10 +116,17 @@ def processor(ctx: Context, job: str, instance_type):
     )
     return Processor(
         role=aws.role, image_uri=aws.image_uri, instance_count=1, instance_type=instance_type,
-        volume_size_in_gb=res.volume_gb, volume_kms_key=aws.kms_key, output_kms_key=aws.kms_key,
+        volume_size_in_gb=res.volume_gb, volume_kms_key=volume_kms_key(aws.kms_key, res.instance_type),
+        output_kms_key=aws.kms_key,
         max_runtime_in_seconds=res.max_runtime_s, base_job_name=f"{ctx.spec.name[:20]}-{job}",
         sagemaker_session=ctx.session, env=environment(ctx), tags=tags(ctx), network_config=network,
     )
+
+
+def volume_kms_key(kms_key: str | None, default_instance_type: str) -> str | None:
+    """Omitted where the (default) instance has local NVMe storage: SageMaker refuses the key there and the
+    hardware encrypts that storage; start and validate refuse a parameter value of the other kind."""
+    return None if has_local_storage(default_instance_type) else kms_key
 
 
 def output_uri(ctx: Context, step, output_name: str):

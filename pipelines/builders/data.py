@@ -1,4 +1,8 @@
-"""Reconcile and Prepare: the ProcessingSteps that make one data snapshot for every model."""
+"""Reconcile and Prepare: the ProcessingSteps that make one data snapshot for every model.
+
+Both write under the execution's own run folder: a cached step points at the folder of the execution that
+made it, which no later or concurrent execution writes to.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def build_reconcile(ctx: Context) -> None:
         args += ["--max-documents", str(data.max_documents), "--seed", str(data.seed)]
     step_args = processor(ctx, "reconcile", ctx.parameters["ProcessingInstanceType"]).run(
         inputs=[code_input(ctx), s3_input("raw", ctx.parameters["DataSource"], contract.PROC_RAW)],
-        outputs=[s3_output(contract.OUTPUT_RECONCILED, ctx.plan.data_uri("reconciled"), contract.OUT_RECONCILED)],
+        outputs=[s3_output(contract.OUTPUT_RECONCILED, ctx.run_uri("data", "reconciled"), contract.OUT_RECONCILED)],
         arguments=args,
     )
     ctx.steps["reconcile"] = ProcessingStep(
@@ -59,7 +63,7 @@ def build_prepare(ctx: Context) -> None:
         args += ["--model", item]
     step_args = processor(ctx, "prepare", ctx.parameters["ProcessingInstanceType"]).run(
         inputs=inputs,
-        outputs=[s3_output(contract.OUTPUT_PREPARED, ctx.plan.data_uri("prepared"), contract.OUT_PREPARED)],
+        outputs=[s3_output(contract.OUTPUT_PREPARED, ctx.run_uri("data", "prepared"), contract.OUT_PREPARED)],
         arguments=args,
     )
     ctx.steps["prepare"] = ProcessingStep(

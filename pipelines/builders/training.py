@@ -11,6 +11,7 @@ from pipelines.builders.common import (
     output_uri,
     retry_policies,
     tags,
+    volume_kms_key,
 )
 from pipelines.plan import ModelPlan
 from steps import contract
@@ -38,7 +39,8 @@ def _trainer(ctx: Context, model: ModelPlan):
         base_job_name=f"{ctx.spec.name[:20]}-{model.spec.name}"[:38],
         compute=Compute(instance_type=ctx.parameters["TrainInstanceType"],
                         instance_count=ctx.parameters["TrainInstanceCount"], volume_size_in_gb=res.volume_gb,
-                        volume_kms_key_id=aws.kms_key, enable_managed_spot_training=res.spot),
+                        volume_kms_key_id=volume_kms_key(aws.kms_key, res.instance_type),
+                        enable_managed_spot_training=res.spot),
         stopping_condition=StoppingCondition(max_runtime_in_seconds=res.max_runtime_s,
                                              max_wait_time_in_seconds=(res.max_wait_s or 2 * res.max_runtime_s)
                                              if res.spot else None),

@@ -98,6 +98,8 @@ def parameter_values(definition: dict, overrides: dict) -> dict:
             values[name] = casts[p["Type"]](raw)
         except ValueError:
             raise ex.ExpressionError(f"parameter {name}: {raw!r} is not a {p['Type']}") from None
+        if p.get("EnumValues") and values[name] not in p["EnumValues"]:  # SageMaker refuses it at start
+            raise ex.ExpressionError(f"parameter {name}: {raw!r} is not one of its EnumValues")
     return values
 
 

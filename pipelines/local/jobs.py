@@ -81,8 +81,12 @@ def launch(job: Job, argv: list[str], environment: dict) -> str:
 
 
 def _failure_reason(job: Job) -> str:
-    path = job.local(contract.TRAIN_FAILURE_FILE)
-    return path.read_text(encoding="utf-8").strip().splitlines()[-1] if path.is_file() else ""
+    """What SageMaker would show as FailureReason: the training or the processing job's file."""
+    for name in (contract.TRAIN_FAILURE_FILE, contract.PROC_FAILURE_FILE):
+        path = job.local(name)
+        if path.is_file() and path.read_text(encoding="utf-8").strip():
+            return path.read_text(encoding="utf-8").strip().splitlines()[-1]
+    return ""
 
 
 def fetch(job: Job, uri: str, contract_path: str, what: str) -> None:

@@ -10,6 +10,7 @@ from pipelines.errors import Problem, SpecError, fail
 from pipelines.local.executor import Execution, Options, Outcome
 from pipelines.local.expressions import ExpressionError
 from pipelines.local.store import open_store
+from pipelines.parameters import refuse_bad_values
 from pipelines.plan import Plan
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -56,6 +57,7 @@ def run_experiment(plan: Plan, args) -> int:
     options = _options(args)
     if getattr(args, "retry", None):
         return _retry(args.retry, plan.pipeline_name, options)
+    refuse_bad_values(plan.parameters, options.parameters, plan.spec.aws.kms_key)
     text = definition(plan)
     stage(plan, options)
     return _execute(json.loads(text), plan.pipeline_name, options)
