@@ -1,4 +1,10 @@
-"""`make iam-policy`: least-privilege policies for the execution role and the scheduler role."""
+"""`make iam-policy`: least-privilege policies for the execution role and the scheduler role.
+
+Every S3 location a job can be made to read is granted (the DataSource default, every schedule's override,
+the pretrained models), each as a folder (``prefix/*``, never a bare ``prefix*`` that also matches
+``prefix-private/``); listing is granted on buckets with an ``s3:prefix`` condition. Jobs write only their
+execution's run folder and read the shared code bundles; network interfaces only in the spec's subnets.
+"""
 
 from __future__ import annotations
 
@@ -10,67 +16,122 @@ def _arn_parts(plan: Plan) -> tuple[str, str, str]:
     return "aws", plan.spec.aws.region, account
 
 
-def _s3_reads(plan: Plan) -> list[str]:
-    uris = [plan.parameters["DataSource"].default] + [m.pretrained_uri for m in plan.models if m.pretrained_uri]
-    return sorted({"arn:aws:s3:::" + u[5:].rstrip("/") + "*" for u in uris if str(u).startswith("s3://")})
+def read_uris(plan: Plan) -> list[str]:
+    """Every s3:// URI the spec can make a job read: defaults, schedule overrides, pretrained models."""
+    uris = {str(plan.parameters["DataSource"].default)}
+    uris |= {str(v) for s in plan.spec.schedules for v in s.parameters.values() if str(v).startswith("s3://")}
+    uris |= {m.pretrained_uri for m in plan.models if m.pretrained_uri}
+    return sorted(u for u in uris if u.startswith("s3://"))
 
 
-def execution_policy(plan: Plan) -> dict:
-    partition, region, account = _arn_parts(plan)
+def _s3_grant(uri: str) -> tuple[str, str, list[str]]:
+    """(bucket, object ARN, s3:prefix values) for a folder (``…/``) or a single object."""
+    bucket, _, key = uri[5:].partition("/")
+    if not key or key.endswith("/"):
+        return bucket, f"arn:aws:s3:::{bucket}/{key}*", [key, f"{key}*"] if key else ["*"]
+    return bucket, f"arn:aws:s3:::{bucket}/{key}", [key]
+
+
+def _list_statements(sid: str, grants: list[tuple[str, str, list[str]]]) -> list[dict]:
+    prefixes: dict[str, set[str]] = {}
+    for bucket, _, values in grants:
+        prefixes.setdefault(bucket, set()).update(values)
+    return [{"Sid": f"{sid}{i}", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
+             "Condition": {"StringLike": {"s3:prefix": sorted(values)}}}
+            for i, (bucket, values) in enumerate(sorted(prefixes.items()))]
+
+
+def _s3_statements(plan: Plan) -> list[dict]:
     aws = plan.spec.aws
-    bucket, prefix = aws.bucket, aws.prefix.strip("/")
-    jobs = f"arn:{partition}:sagemaker:{region}:{account}"
+    base = f"{aws.prefix.strip('/')}/{plan.spec.name}"
+    own = [_s3_grant(f"s3://{aws.bucket}/{base}/runs/"), _s3_grant(f"s3://{aws.bucket}/{base}/assets/"),
+           _s3_grant(f"s3://{aws.bucket}/{aws.prefix.strip('/')}/code/")]
+    inputs = [_s3_grant(uri) for uri in read_uris(plan)]
+    return [
+        {"Sid": "RunOutputs", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+         "Resource": own[0][1]},
+        {"Sid": "ReadAssetsAndCode", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [own[1][1], own[2][1]]},
+        {"Sid": "ReadInputs", "Effect": "Allow", "Action": "s3:GetObject", "Resource": sorted({g[1] for g in inputs})},
+        *_list_statements("List", own + inputs),
+    ]
+
+
+def _job_statements(plan: Plan, jobs: str) -> list[dict]:
     job_arns = [f"{jobs}:processing-job/*", f"{jobs}:training-job/*", f"{jobs}:hyper-parameter-tuning-job/*"]
-    statements = [
-        {"Sid": "ExperimentPrefix", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-         "Resource": [f"arn:aws:s3:::{bucket}/{prefix}/{plan.spec.name}/*", f"arn:aws:s3:::{bucket}/{prefix}/code/*"]},
-        {"Sid": "ListExperimentPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}",
-         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/{plan.spec.name}/*", f"{prefix}/code/*"]}}},
-        {"Sid": "ReadInputs", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": _s3_reads(plan)},
+    aws = plan.spec.aws
+    return [
         {"Sid": "CreateTaggedJobs", "Effect": "Allow",
-         "Action": ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob",
-                    "sagemaker:AddTags"],
+         "Action": ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob",
+                    "sagemaker:CreateHyperParameterTuningJob", "sagemaker:AddTags"],
          "Resource": job_arns, "Condition": {"StringEquals": {"aws:RequestTag/smpipe:experiment": plan.spec.name}}},
         {"Sid": "WatchJobs", "Effect": "Allow",
          "Action": ["sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob",
-                    "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob",
-                    "sagemaker:StopHyperParameterTuningJob", "sagemaker:ListTags"],
+                    "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:StopProcessingJob",
+                    "sagemaker:StopTrainingJob", "sagemaker:StopHyperParameterTuningJob", "sagemaker:ListTags"],
          "Resource": job_arns, "Condition": {"StringEquals": {"aws:ResourceTag/smpipe:experiment": plan.spec.name}}},
-        {"Sid": "Pipeline", "Effect": "Allow", "Action": ["sagemaker:DescribePipeline", "sagemaker:StartPipelineExecution",
-                                                           "sagemaker:DescribePipelineExecution"],
-         "Resource": [f"{jobs}:pipeline/{plan.pipeline_name.lower()}", f"{jobs}:pipeline/{plan.pipeline_name.lower()}/*"]},
         {"Sid": "PassOwnRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": aws.role,
          "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}},
+    ]
+
+
+def _platform_statements(plan: Plan, partition: str, region: str, account: str) -> list[dict]:
+    aws = plan.spec.aws
+    return [
         {"Sid": "Image", "Effect": "Allow", "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
                                                         "ecr:BatchCheckLayerAvailability"],
          "Resource": _repository_arn(aws.image_uri, region, account)},
         {"Sid": "ImageToken", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-        {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                                                       "logs:DescribeLogStreams"],
+        {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream",
+                                                       "logs:PutLogEvents", "logs:DescribeLogStreams"],
          "Resource": f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/*"},
         {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
          "Condition": {"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}}},
     ]
+
+
+def _optional_statements(plan: Plan, partition: str, region: str, account: str, jobs: str) -> list[dict]:
+    aws, out = plan.spec.aws, []
     if plan.spec.register.group and plan.spec.steps.register:
         group = plan.spec.register.group
-        statements.append({"Sid": "Registry", "Effect": "Allow",
-                           "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackageGroup",
-                                      "sagemaker:CreateModelPackageGroup"],
-                           "Resource": [f"{jobs}:model-package-group/{group}", f"{jobs}:model-package/{group}/*"]})
+        out.append({"Sid": "Registry", "Effect": "Allow",
+                    "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackageGroup",
+                               "sagemaker:CreateModelPackageGroup", "sagemaker:AddTags"],
+                    "Resource": [f"{jobs}:model-package-group/{group}", f"{jobs}:model-package/{group}/*"]})
     if aws.kms_key:
-        statements.append({"Sid": "Kms", "Effect": "Allow", "Resource": aws.kms_key,
-                           "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:CreateGrant",
-                                      "kms:DescribeKey"]})
+        out.append({"Sid": "Kms", "Effect": "Allow", "Resource": aws.kms_key,
+                    "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]})
+        out.append({"Sid": "KmsGrantsForSageMaker", "Effect": "Allow", "Resource": aws.kms_key,
+                    "Action": "kms:CreateGrant", "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}})
     if plan.spec.tracking.wandb.api_key_secret:
-        statements.append({"Sid": "WandbKey", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-                           "Resource": f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
-                                       f"{plan.spec.tracking.wandb.api_key_secret}-*"})
+        out.append({"Sid": "WandbKey", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                    "Resource": f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
+                                f"{plan.spec.tracking.wandb.api_key_secret}-*"})
     if aws.subnets:
-        statements.append({"Sid": "Vpc", "Effect": "Allow", "Resource": "*",
-                           "Action": ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                                      "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
-                                      "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
-                                      "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"]})
+        out += _vpc_statements(plan, partition, region, account)
+    return out
+
+
+def _vpc_statements(plan: Plan, partition: str, region: str, account: str) -> list[dict]:
+    aws, ec2 = plan.spec.aws, f"arn:{partition}:ec2:{region}:{account}"
+    subnets = [f"{ec2}:subnet/{s}" for s in aws.subnets]
+    return [
+        {"Sid": "VpcDescribe", "Effect": "Allow", "Resource": "*",
+         "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"]},
+        {"Sid": "VpcInterfacesInOurSubnets", "Effect": "Allow", "Resource": f"{ec2}:network-interface/*",
+         "Action": ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
+         "Condition": {"ArnEquals": {"ec2:Subnet": subnets}}},
+        {"Sid": "VpcPlacement", "Effect": "Allow", "Action": "ec2:CreateNetworkInterface",
+         "Resource": subnets + [f"{ec2}:security-group/{g}" for g in aws.security_groups]},
+    ]
+
+
+def execution_policy(plan: Plan) -> dict:
+    partition, region, account = _arn_parts(plan)
+    jobs = f"arn:{partition}:sagemaker:{region}:{account}"
+    statements = (_s3_statements(plan) + _job_statements(plan, jobs) + _platform_statements(plan, partition, region, account)
+                  + _optional_statements(plan, partition, region, account, jobs))
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from pipelines import ranges
+from pipelines import ranges, secrets_check
 from pipelines.errors import Problem
 from pipelines.instance_types import api_enum, is_gpu_instance
 from pipelines.parameters import LOCAL_INSTANCE_TYPES, check_values, declare
@@ -32,7 +32,26 @@ def check(spec: Experiment, doc: Sourced) -> list[Problem]:
     _resources(spec, add)
     _schedules(spec, add)
     _tracking(spec, add)
+    _s3_prefixes(spec, add)
+    for path, what in secrets_check.find(spec.model_dump(mode="json")):
+        add(path, f"this value looks like {what}; a spec is read by everyone who reads the repository and the "
+            "pipeline definition (the value is not repeated here)",
+            "put the secret in AWS Secrets Manager and write its name or ARN (tracking.wandb.api_key_secret), "
+            "then remove the value from the file and from git history")
     return problems
+
+
+def _s3_prefixes(spec: Experiment, add) -> None:
+    """A folder URI without its final '/' is a key prefix to SageMaker: s3://b/data also reads s3://b/data-old/."""
+    uris = [(("data", "source"), spec.data.source)]
+    uris += [(("models", i, "source"), m.source) for i, m in enumerate(spec.models)]
+    uris += [(("schedules", i, "parameters", k), str(v)) for i, s in enumerate(spec.schedules)
+             for k, v in s.parameters.items()]
+    for loc, uri in uris:
+        key = uri[5:].partition("/")[2] if uri.startswith("s3://") else ""
+        if key and not key.endswith("/") and "." not in key.rsplit("/", 1)[-1]:
+            add(loc, f"{uri} has no final '/': SageMaker reads every key that starts with it ({uri}-old/ too), "
+                "and the IAM policy grants it as a folder", f"write {uri}/")
 
 
 def _tracking(spec: Experiment, add) -> None:

@@ -39,7 +39,7 @@ def reconcile_data(raw_dir: Path, text_column: str, label_column: str) -> Iterat
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a UTF-8 BOM (Windows editors) is not part of the text
     except UnicodeDecodeError as exc:
         raise StepError(f"{path}: not UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
 
@@ -52,17 +52,27 @@ def _require(path: Path, columns, text_column: str, label_column: str) -> None:
 
 
 def _csv(path: Path, text_column: str, label_column: str) -> Iterator[dict]:
+    """Rows as Excel and pandas save them (a UTF-8 BOM included). A row whose field count differs from the
+    header's (an unquoted comma in the text, a cut line) is reported with its line, never re-aligned."""
     csv.field_size_limit(sys.maxsize)  # long documents exceed the default 128 KiB field limit
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
         try:
-            reader = csv.DictReader(fh)
-            _require(path, reader.fieldnames or [], text_column, label_column)
-            for i, row in enumerate(reader):
-                yield {"text": row[text_column], "label": row[label_column], "source": f"{path.name}:{i + 2}"}
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            _require(path, header, text_column, label_column)
+            text_at, label_at = header.index(text_column), header.index(label_column)
+            for row in reader:
+                source = f"{path.name}:{reader.line_num}"
+                if len(row) != len(header) and any(cell.strip() for cell in row):
+                    yield {"text": None, "label": None, "source": source,
+                           "problem": f"{len(row)} field{'s' * (len(row) != 1)} where the header has {len(header)} (an unquoted "
+                                      "delimiter in the text, or a cut line)"}
+                elif row:
+                    yield {"text": row[text_at], "label": row[label_at], "source": source}
         except UnicodeDecodeError as exc:
             raise StepError(f"{path}: not UTF-8 (byte {exc.start}); re-encode the file as UTF-8") from None
         except csv.Error as exc:
-            raise StepError(f"{path}: malformed CSV ({exc})") from None
+            raise StepError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
 
 
 def _jsonl(path: Path, text_column: str, label_column: str) -> Iterator[dict]:

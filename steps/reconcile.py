@@ -31,12 +31,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+MALFORMED_LISTED = 100  # malformed rows listed by line in data_report.json (all are counted)
+
+
 def clean(records) -> tuple[list[dict], dict]:
     counts = Counter()
     by_text: dict[str, set] = defaultdict(set)
     kept: dict[tuple, dict] = {}
+    malformed: list[dict] = []
     for record in records:
         counts["read"] += 1
+        if record.get("problem"):
+            counts["malformed_rows"] += 1
+            if len(malformed) < MALFORMED_LISTED:
+                malformed.append({"source": record.get("source", ""), "problem": record["problem"]})
+            continue
         text, label = record.get("text"), record.get("label")
         if label is None or str(label).strip() == "":
             counts["missing_label"] += 1
@@ -54,7 +63,10 @@ def clean(records) -> tuple[list[dict], dict]:
     conflicting = {t for t, labels in by_text.items() if len(labels) > 1}
     rows = [r for (t, _), r in kept.items() if t not in conflicting]
     counts["conflicting_label_records"] = len(kept) - len(rows)
-    return rows, dict(counts)
+    out = dict(counts)
+    if malformed:
+        out["malformed_examples"] = malformed
+    return rows, out
 
 
 def cap(rows: list[dict], limit: int, seed: int) -> list[dict]:
@@ -80,6 +92,10 @@ def main(argv=None) -> int:
     if not raw.exists():
         raise StepError(f"input folder {raw} does not exist: check data.source")
     rows, counts = clean(udf.function("reconcile_data")(raw, args.text_column, args.label_column))
+    if counts.get("malformed_rows"):
+        lines = ", ".join(m["source"] for m in counts["malformed_examples"][:10])
+        print(f"warning: dropped {counts['malformed_rows']} malformed row(s), e.g. {lines} (data_report.json lists "
+              "them with the reason)", flush=True)
     read = len(rows)
     rows = cap(sorted(rows, key=lambda r: (r["label"], r["text"])), args.max_documents, args.seed)
     if not rows:
@@ -102,6 +118,8 @@ def main(argv=None) -> int:
             "empty_text": "dropped",
             "duplicates": "dropped the repeats of an identical (text, label) pair, kept the first",
             "conflicting_label_records": "dropped every record of a text seen with more than one label",
+            "malformed_rows": "dropped: a row whose field count differs from its header's is not guessed at "
+                              "(quote texts that contain the delimiter); the first rows are listed with their lines",
             "capped": f"kept {len(rows)} of {read} usable records, stratified by label (max_documents)"
             if len(rows) < read else "no cap",
         },

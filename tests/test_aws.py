@@ -175,3 +175,16 @@ def test_local_executor_runs_against_an_s3_endpoint(aws, moto_endpoint, tmp_path
     assert outcome.status == "Succeeded", outcome.failure
     keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket="fixtures", Prefix="runs/")["Contents"]]
     assert any(k.endswith("reconciled/data_report.json") for k in keys)
+
+
+def test_generated_policies_are_valid_iam_documents(aws):
+    """IAM's own grammar check (moto validates documents on CreatePolicy), not a string comparison."""
+    from pipelines.iam import policies
+    from pipelines.load import load
+    from pipelines.plan import plan
+
+    docs = policies(plan(load(ROOT / "experiments" / "EXP-0002-bert-vs-distilbert" / "experiment.yaml")))
+    iam = aws.client("iam")
+    for role, doc in docs.items():
+        arn = iam.create_policy(PolicyName=f"smpipe-{role}", PolicyDocument=json.dumps(doc["policy"]))["Policy"]["Arn"]
+        assert arn.endswith(f"smpipe-{role}")

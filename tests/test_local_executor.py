@@ -113,3 +113,18 @@ def test_independent_steps_run_in_parallel(world):
     outcome = Execution(definition, options, "fixture").run()
     assert outcome.status == "Succeeded"
     assert outcome.steps["ReconcileTwin"]["status"] in ("Succeeded", "Cached")
+
+
+def test_a_failing_user_function_shows_its_traceback_and_keeps_its_log(world, tmp_path):
+    options, lines = world
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "user_defined_funcs.py").write_text(
+        "def reconcile_data(raw_dir, text_column, label_column):\n    raise ValueError('row 7 has no label column')\n")
+    options.store.put_bytes("s3://fixtures/code/bundle.tar.gz", bundle.build(ROOT, tmp_path / "broken"))
+    outcome = execute(options)
+    assert outcome.status == "Failed" and outcome.steps["Reconcile"]["status"] == "Failed"
+    assert "Reconcile exited with status 1: steps.reconcile exited with status 1" in outcome.failure
+    terminal = "\n".join(lines)
+    assert "ValueError: row 7 has no label column" in terminal and "user_defined_funcs.py" in terminal
+    log = (outcome.folder / "logs" / "Reconcile.log").read_text()
+    assert "Traceback (most recent call last)" in log and "row 7 has no label column" in log

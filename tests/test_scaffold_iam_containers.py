@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from iam_eval import allowed
 
 from pipelines.cli import main
 from pipelines.containers import image_stack, setup_pins, stack_problems
@@ -60,21 +61,77 @@ def test_new_experiment_compiles_once_written(project):
     assert '"Name": "Train-minilm"' in definition(plan(load(folder / "experiment.yaml")))
 
 
-def test_iam_policy_is_scoped_to_the_experiment():
-    loaded = plan(load(ROOT / "experiments" / "EXP-0002-bert-vs-distilbert" / "experiment.yaml"))
-    docs = policies(loaded)
-    statements = {s["Sid"]: s for s in docs["execution_role"]["policy"]["Statement"]}
-    assert statements["ExperimentPrefix"]["Resource"][0] == \
-        "arn:aws:s3:::acme-ml-experiments/experiments/EXP-0002-bert-vs-distilbert/*"
-    assert statements["Kms"]["Resource"].startswith("arn:aws:kms:us-east-1:111122223333:key/")
-    assert statements["Image"]["Resource"] == "arn:aws:ecr:us-east-1:111122223333:repository/smpipe"
-    assert statements["WandbKey"]["Resource"].endswith(":secret:wandb/api-key-*")
-    assert statements["PassOwnRole"]["Resource"] == "arn:aws:iam::111122223333:role/ml-pipelines"
-    assert "Vpc" in statements and "Registry" in statements
-    assert all(s["Resource"] != "*" or s["Sid"] in ("ImageToken", "Metrics", "Vpc") for s in statements.values())
+EXP2 = "arn:aws:s3:::acme-ml-experiments/experiments/EXP-0002-bert-vs-distilbert"
+SAGEMAKER = "arn:aws:sagemaker:us-east-1:111122223333"
+EC2 = "arn:aws:ec2:us-east-1:111122223333"
+# (action, resource, request context, allowed?): what the jobs do, and the neighbours they must not touch.
+REQUESTS = [
+    ("s3:GetObject", "arn:aws:s3:::acme-raw/tickets/2026-11/part-0.csv", {}, True),  # DataSource default
+    ("s3:GetObject", "arn:aws:s3:::acme-raw/tickets/latest/part-0.csv", {}, True),  # the schedule's override
+    ("s3:GetObject", "arn:aws:s3:::acme-raw/tickets/2026-11-private/x.csv", {}, False),  # neighbour prefix
+    ("s3:GetObject", "arn:aws:s3:::acme-ml-models/bert-base-uncased/model.safetensors", {}, True),
+    ("s3:GetObject", "arn:aws:s3:::acme-ml-models/bert-base-uncased-private/model.safetensors", {}, False),
+    ("s3:ListBucket", "arn:aws:s3:::acme-raw", {"s3:prefix": "tickets/2026-11/"}, True),
+    ("s3:ListBucket", "arn:aws:s3:::acme-raw", {"s3:prefix": "tickets/latest/part"}, True),
+    ("s3:ListBucket", "arn:aws:s3:::acme-raw", {"s3:prefix": "tickets/"}, False),
+    ("s3:ListBucket", "arn:aws:s3:::acme-raw/tickets/2026-11/part-0.csv", {"s3:prefix": "tickets/2026-11/"}, False),
+    ("s3:PutObject", f"{EXP2}/runs/exec-1/evaluation/evaluation.json", {}, True),
+    ("s3:DeleteObject", f"{EXP2}/runs/exec-1/checkpoints/bert/epoch_1/model.safetensors", {}, True),
+    ("s3:PutObject", f"{EXP2}/assets/raw/abc/x.csv", {}, False),  # uploaded by the CLI, not by jobs
+    ("s3:PutObject", "arn:aws:s3:::acme-ml-experiments/experiments/code/abc.tar.gz", {}, False),
+    ("s3:GetObject", "arn:aws:s3:::acme-ml-experiments/experiments/code/abc.tar.gz", {}, True),
+    ("s3:PutObject", "arn:aws:s3:::acme-ml-experiments/experiments/EXP-0009-other/runs/x", {}, False),
+    ("sagemaker:CreateTrainingJob", f"{SAGEMAKER}:training-job/exp2-bert-abc",
+     {"aws:RequestTag/smpipe:experiment": "EXP-0002-bert-vs-distilbert"}, True),
+    ("sagemaker:CreateTrainingJob", f"{SAGEMAKER}:training-job/other", {"aws:RequestTag/smpipe:experiment": "EXP-9"}, False),
+    ("sagemaker:StartPipelineExecution", f"{SAGEMAKER}:pipeline/exp-0002-bert-vs-distilbert", {}, False),
+    ("sagemaker:CreateModelPackage", f"{SAGEMAKER}:model-package/ticket-router/3", {}, True),
+    ("sagemaker:AddTags", f"{SAGEMAKER}:model-package/ticket-router/3", {}, True),
+    ("iam:PassRole", "arn:aws:iam::111122223333:role/ml-pipelines", {"iam:PassedToService": "sagemaker.amazonaws.com"}, True),
+    ("iam:PassRole", "arn:aws:iam::111122223333:role/admin", {"iam:PassedToService": "sagemaker.amazonaws.com"}, False),
+    ("ec2:CreateNetworkInterface", f"{EC2}:network-interface/*", {"ec2:Subnet": f"{EC2}:subnet/subnet-0a1b2c3d4e5f67890"}, True),
+    ("ec2:CreateNetworkInterface", f"{EC2}:network-interface/*", {"ec2:Subnet": f"{EC2}:subnet/subnet-0ffffffffffffffff"}, False),
+    ("ec2:CreateNetworkInterface", f"{EC2}:subnet/subnet-0a1b2c3d4e5f67890", {}, True),
+    ("ec2:CreateNetworkInterface", f"{EC2}:security-group/sg-0999999999999999f", {}, False),
+    ("ec2:DeleteNetworkInterface", f"{EC2}:network-interface/eni-1",
+     {"ec2:Subnet": f"{EC2}:subnet/subnet-0ffffffffffffffff"}, False),
+    ("kms:CreateGrant", "arn:aws:kms:us-east-1:111122223333:key/0b6c7e5e-1a2b-4c3d-9e8f-0123456789ab",
+     {"kms:GrantIsForAWSResource": "true"}, True),
+    ("kms:CreateGrant", "arn:aws:kms:us-east-1:111122223333:key/0b6c7e5e-1a2b-4c3d-9e8f-0123456789ab",
+     {"kms:GrantIsForAWSResource": "false"}, False),
+    ("kms:Decrypt", "arn:aws:kms:us-east-1:111122223333:key/0b6c7e5e-1a2b-4c3d-9e8f-0123456789ab", {}, True),
+    ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:wandb/api-key-AbCdEf", {}, True),
+    ("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db-AbCdEf", {}, False),
+    ("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:111122223333:repository/smpipe", {}, True),
+    ("ecr:BatchGetImage", "arn:aws:ecr:us-east-1:111122223333:repository/other", {}, False),
+]
+
+
+@pytest.mark.parametrize(("action", "resource", "context", "expected"), REQUESTS,
+                         ids=[f"{r[0]}-{i}" for i, r in enumerate(REQUESTS)])
+def test_execution_role_allows_what_jobs_do_and_nothing_next_to_it(action, resource, context, expected):
+    policy = policies(plan(load(ROOT / "experiments" / "EXP-0002-bert-vs-distilbert" / "experiment.yaml")))
+    assert allowed(policy["execution_role"]["policy"], action, resource, context) is expected
+
+
+def test_scheduler_role_starts_only_this_pipeline():
+    docs = policies(plan(load(ROOT / "experiments" / "EXP-0002-bert-vs-distilbert" / "experiment.yaml")))
     scheduler = docs["scheduler_role"]
     assert scheduler["trust"]["Statement"][0]["Principal"]["Service"] == "scheduler.amazonaws.com"
-    assert scheduler["policy"]["Statement"][0]["Resource"].endswith(":pipeline/exp-0002-bert-vs-distilbert")
+    assert allowed(scheduler["policy"], "sagemaker:StartPipelineExecution", f"{SAGEMAKER}:pipeline/exp-0002-bert-vs-distilbert")
+    assert not allowed(scheduler["policy"], "sagemaker:StartPipelineExecution", f"{SAGEMAKER}:pipeline/other")
+    assert docs["execution_role"]["trust"]["Statement"][0]["Principal"]["Service"] == "sagemaker.amazonaws.com"
+
+
+def test_no_list_bucket_on_object_arns_and_no_bare_prefixes():
+    policy = policies(plan(load(ROOT / "experiments" / "EXP-0002-bert-vs-distilbert" / "experiment.yaml")))
+    for statement in policy["execution_role"]["policy"]["Statement"]:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if statement["Action"] == "s3:ListBucket":
+            assert all(r.count("/") == 0 for r in resources) and "s3:prefix" in statement["Condition"]["StringLike"]
+        for resource in resources:
+            if resource.startswith("arn:aws:s3:::") and resource.endswith("*"):
+                assert resource.endswith("/*"), resource
 
 
 def test_dockerfile_matches_the_contract():

@@ -80,6 +80,11 @@ CASES = [
     ("schedule-approval-typo", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s'}\n"
                                     "schedules: [{name: n, rate: 1 day, parameters: {ApprovalStatus: Aproved}}]\n"),
      "did you mean 'Approved'?", 7),
+    ("s3-folder-without-slash", spec("data: {source: s3://bucket-a/raw}\n", head="name: EXP-0042-minimal\n"),
+     "s3://bucket-a/raw has no final '/'", 5),
+    ("schedule-source-without-slash", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s'}\n"
+                                           "schedules: [{name: n, rate: 1 day, parameters: "
+                                           "{DataSource: 's3://bucket-a/latest'}}]\n"), "write s3://bucket-a/latest/", 7),
     ("schedule-kms-storage-kind", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s', kms_key: alias/ml}\n"
                                        "schedules: [{name: n, rate: 1 day, parameters: "
                                        "{TrainInstanceType: ml.m5.xlarge}}]\n"), "has no local storage", 7),

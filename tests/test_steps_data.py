@@ -46,6 +46,33 @@ def test_reconcile_reads_csv_with_huge_fields_and_text_folders(tmp_path):
     assert report["labels"] == {"long": 1, "short": 1, "topic": 1}
 
 
+def test_reconcile_reads_csv_as_excel_saves_it_and_reports_misaligned_rows(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = ["text,label", "first fine text,alpha", "second fine text,beta",
+             "an unquoted, comma,alpha",  # 3 fields: must not become label ' comma'
+             '"a quoted, comma",beta', "cut line only", '"a text', 'over two lines",alpha', "one,two,three,four"]
+    (raw / "excel.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")  # BOM + CRLF
+    assert run_reconcile(raw, tmp_path / "out") == 0
+    report = json.loads((tmp_path / "out" / "data_report.json").read_text())
+    assert report["labels"] == {"alpha": 2, "beta": 2}  # BOM read: the 'text' column is found
+    assert report["counts"]["malformed_rows"] == 3 and report["counts"]["read"] == 7
+    sources = [m["source"] for m in report["counts"]["malformed_examples"]]
+    assert sources == ["excel.csv:4", "excel.csv:6", "excel.csv:9"]
+    assert "3 fields where the header has 2" in report["counts"]["malformed_examples"][0]["problem"]
+    texts = [json.loads(line)["text"] for line in (tmp_path / "out" / "data.jsonl").read_text().splitlines()]
+    assert "a quoted, comma" in texts and "a text\r\nover two lines" in texts and "an unquoted" not in str(texts)
+    assert "dropped 3 malformed row(s), e.g. excel.csv:4, excel.csv:6, excel.csv:9" in capsys.readouterr().out
+
+
+def test_reconcile_reads_jsonl_with_a_bom(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "d.jsonl").write_bytes(b"\xef\xbb\xbf" + b'{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
+    assert run_reconcile(raw, tmp_path / "out") == 0
+    assert json.loads((tmp_path / "out" / "data_report.json").read_text())["records"] == 2
+
+
 def test_reconcile_snapshot_is_deterministic(tmp_path):
     write_jsonl(tmp_path / "raw" / "d.jsonl", make_texts(10))
     run_reconcile(tmp_path / "raw", tmp_path / "a")

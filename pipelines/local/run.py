@@ -96,9 +96,17 @@ def _execute(definition: dict, name: str, options: Options, retry_of: str | None
         return 2
     verb = "retrying execution" if retry_of else "execution"
     print(f"{verb} {execution.execution_id}: {len(execution.steps)} steps, store {options.store.describe()}")
-    outcome = execution.run()
+    try:
+        outcome = execution.run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {RETRY_HINT.format(id=execution.execution_id)}", file=sys.stderr)
+        return 130
     summarise(outcome, options)
     return 0 if outcome.status == "Succeeded" else 1
+
+
+RETRY_HINT = ("finished steps and training checkpoints are kept; continue with `--retry {id}` "
+              "(make local exp=… retry={id})")
 
 
 def summarise(outcome: Outcome, options: Options) -> None:
@@ -118,6 +126,7 @@ def summarise(outcome: Outcome, options: Options) -> None:
         _leaderboard(console, evaluate["properties"], options)
     if outcome.failure:
         console.print(f"[red]failed:[/red] {outcome.failure}")
+        console.print(RETRY_HINT.format(id=outcome.execution_id))
     console.print(f"logs and state: {outcome.folder}")
 
 
