@@ -32,6 +32,7 @@ HYPERPARAMETERS = {  # name → (type, default); the spec's Hyperparameters mirr
     "model_name": (str, "model"), "init": (str, "pretrained"), "hub_model_id": (str, ""),
 }
 STOP_AFTER_EPOCH_ENV = "SMPIPE_STOP_AFTER_EPOCH"  # simulates a spot interruption (tests)
+HANG_AFTER_EPOCH_ENV = "SMPIPE_HANG_AFTER_EPOCH"  # holds the job after a checkpoint, to be killed (tests)
 LOSS_EVERY = 10  # optimizer steps between recorded training losses (read at epoch end: no per-step sync)
 
 
@@ -328,6 +329,9 @@ def main(argv=None) -> int:
         if os.environ.get(STOP_AFTER_EPOCH_ENV) == str(epoch):
             accelerator.print(f"stopping after epoch {epoch} ({STOP_AFTER_EPOCH_ENV})")
             return 3
+        if os.environ.get(HANG_AFTER_EPOCH_ENV) == str(epoch):
+            accelerator.print(f"holding after epoch {epoch} ({HANG_AFTER_EPOCH_ENV})")
+            time.sleep(3600)
         if args.max_steps and step >= args.max_steps:
             break
     finish(accelerator, args, progress, labels, step_losses, run)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,23 @@ def test_tuning_trials_with_spot_do_not_share_checkpoints(world):
     assert len(trials) == 2 and trials[0].split("/")[2] != trials[1].split("/")[2]
     for trial in trials:  # checkpoints/<model>/<trial job>/<the trial's own job name>
         assert trial.startswith("checkpoints/tiny/Tune-tiny-00")
+
+
+def test_a_killed_executor_keeps_the_finished_epochs_and_resumes_them(world):
+    """kill -9 of the whole local run while training: what was synced survives, a retry resumes it."""
+    env = {**os.environ, "SMPIPE_HANG_AFTER_EPOCH": "1", "SMPIPE_CHECKPOINT_SYNC_S": "0.5"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines", "local", str(world["specs"]["EXP-0101-spot"]),
+                             "--store", str(world["store"]), "--runs", str(world["runs"]), "--no-cache",
+                             "--param", "LearningRate=0.0007"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    execution = next(w.rstrip(":") for w in proc.stdout.readline().split() if w.startswith("local-"))
+    progress = checkpoints(world, execution) / "progress.json"
+    deadline = time.monotonic() + 120
+    while not (progress.is_file() and json.loads(progress.read_text())["epoch"] == 1):
+        assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint reached the store"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the executor, the job and its training process, at once
+    proc.wait()
+    retried = ok(local(world, "EXP-0101-spot", "--retry", execution))
+    assert "resuming after epoch 1 of 2" in log(world, execution), retried.stdout[-2000:]
+    assert json.loads(progress.read_text())["epoch"] == 2

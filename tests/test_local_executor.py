@@ -128,3 +128,26 @@ def test_a_failing_user_function_shows_its_traceback_and_keeps_its_log(world, tm
     assert "ValueError: row 7 has no label column" in terminal and "user_defined_funcs.py" in terminal
     log = (outcome.folder / "logs" / "Reconcile.log").read_text()
     assert "Traceback (most recent call last)" in log and "row 7 has no label column" in log
+
+
+def test_checkpoint_sync_never_names_an_epoch_the_store_lacks(tmp_path):
+    from pipelines.local.jobs import CheckpointSync
+
+    local, store = tmp_path / "ckpt", LocalStore(tmp_path / "store")
+    (local / "epoch_1").mkdir(parents=True)
+    (local / "epoch_1" / "model.safetensors").write_bytes(b"1" * 100)
+    (local / "progress.json").write_text('{"epoch": 1}')
+    (local / "epoch_2.tmp").mkdir()  # being written: not copied yet
+    (local / "epoch_2.tmp" / "model.safetensors").write_bytes(b"2" * 50)
+    sync = CheckpointSync(local, "s3://b/runs/x/checkpoints/m", store)
+    sync.sync()
+    remote = store.path("s3://b/runs/x/checkpoints/m")
+    assert (remote / "epoch_1" / "model.safetensors").read_bytes() == b"1" * 100
+    assert json.loads((remote / "progress.json").read_text()) == {"epoch": 1}
+    assert not (remote / "epoch_2.tmp").exists()
+    (local / "epoch_2.tmp").rename(local / "epoch_2")
+    (local / "progress.json").write_text('{"epoch": 2}')
+    with sync:  # the background thread plus a final copy on exit
+        pass
+    assert (remote / "epoch_2" / "model.safetensors").is_file()
+    assert json.loads((remote / "progress.json").read_text()) == {"epoch": 2}

@@ -25,7 +25,8 @@ from pipelines.local.store import LocalStore
 from steps import contract
 
 TAIL_LINES = 25
-CHECKPOINT_SYNC_S = 5.0  # how often a running training job's checkpoints are copied to the store
+# How often a running training job's checkpoints are copied to the store (SMPIPE_CHECKPOINT_SYNC_S to change).
+CHECKPOINT_SYNC_S = float(os.environ.get("SMPIPE_CHECKPOINT_SYNC_S", "5"))
 
 
 class JobFailed(Exception):
