@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from steps import contract
+from steps.common import write_json
 
 TUNING_HYPERPARAMETER = "_tuning_objective_metric"  # SageMaker adds it to every trial of a tuning job
 JOB_NAME_ENV = "TRAINING_JOB_NAME"  # set by SageMaker in every training container
@@ -101,3 +102,52 @@ def clear(ckpt: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         elif path.exists():
             path.unlink()
+
+
+# -- in the training program (accelerate) ------------------------------------------------------------
+
+def save_checkpoint(accelerator, ckpt: Path, epoch: int, progress: dict) -> None:
+    """Written under a temporary name and renamed: the checkpoint folder is synced to S3 while training
+    runs, so a folder that exists is complete, and progress.json only ever names a complete one."""
+    staging = ckpt / f"epoch_{epoch}.tmp"
+    accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()
+    if accelerator.is_local_main_process:
+        replace_dir(staging, ckpt / f"epoch_{epoch}")
+    if accelerator.is_main_process:
+        write_json(ckpt / "progress.json", progress)
+        for old in ckpt.glob("epoch_*"):
+            if old.name != f"epoch_{epoch}":
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+
+
+def save_best(accelerator, base, tokenizer, ckpt: Path) -> None:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        staging = ckpt / "best.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        base.save_pretrained(str(staging), safe_serialization=True)
+        tokenizer.save_pretrained(str(staging))
+        replace_dir(staging, ckpt / "best")
+    accelerator.wait_for_everyone()
+
+
+def resume(accelerator, args, hyperparameters: dict, ckpt: Path) -> dict:
+    """This run's own checkpoint, or a fresh start (another run's files are removed first)."""
+    run = fingerprint(hyperparameters, args.data_dir, args.pretrained, args.hub_model_id, accelerator.num_processes)
+    progress, why = decide(ckpt, run, args.epochs)
+    accelerator.wait_for_everyone()  # every process decided from the same files before any is removed
+    if why:
+        accelerator.print(why)
+    if progress["epoch"]:
+        accelerator.load_state(str(ckpt / f"epoch_{progress['epoch']}"))
+    elif accelerator.is_main_process:
+        clear(ckpt)
+    accelerator.wait_for_everyone()
+    return progress

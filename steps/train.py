@@ -13,16 +13,15 @@ and the best model by the objective kept. Ends with train_results.json and curve
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from steps import checkpoints, contract, throughput, tracking, udf
-from steps.batching import LengthGroupedBatches, collate, row_lengths
-from steps.common import StepError, aggregate_windows, classification_metrics, read_labels, run_main, write_json
+from steps import checkpoints, contract, throughput, tracking, train_report
+from steps.common import StepError, aggregate_windows, classification_metrics, run_main
+from steps.train_setup import make_loader, make_optimizer, setup
 
 HYPERPARAMETERS = {  # name → (type, default); the spec's Hyperparameters mirror these
     "epochs": (int, 3), "learning_rate": (float, 3e-5), "batch_size": (int, 32),
@@ -56,34 +55,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.model_dir = args.model_dir or contract.model_dir()
     args.checkpoint_dir = args.checkpoint_dir or contract.checkpoint_dir()
     return args
-
-
-def model_source(args) -> str:
-    if (args.pretrained / "config.json").is_file():
-        return str(args.pretrained)
-    if args.hub_model_id:
-        return args.hub_model_id
-    raise StepError(f"no pretrained model at {args.pretrained} (config.json missing) and no hub_model_id; "
-                    "check models[].source")
-
-
-def mixed_precision(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return {"fp32": "no"}.get(requested, requested)
-
-
-def make_loader(dataset, batch_size: int, seed: int, shuffle: bool, group: bool, pad_id: int):
-    import torch
-
-    sampler = LengthGroupedBatches(row_lengths(dataset), batch_size, seed, shuffle, group)
-    # On GPU, two workers collate the next batches into pinned memory while the GPU runs this one.
-    workers = 2 if torch.cuda.is_available() else 0
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate(pad_id),
-                                         pin_memory=workers > 0, num_workers=workers, persistent_workers=workers > 0)
-    return loader, sampler
 
 
 def progress_bar(iterable, desc: str, enabled: bool):
@@ -124,116 +95,6 @@ def better(value: float, best: float | None, objective: str) -> bool:
     return value < best if objective.endswith("loss") else value > best
 
 
-def save_checkpoint(accelerator, ckpt: Path, epoch: int, progress: dict) -> None:
-    """Written under a temporary name and renamed: the checkpoint folder is synced to S3 while training
-    runs, so a folder that exists is complete, and progress.json only ever names a complete one."""
-    staging = ckpt / f"epoch_{epoch}.tmp"
-    accelerator.save_state(str(staging))
-    accelerator.wait_for_everyone()
-    if accelerator.is_local_main_process:
-        replace_dir(staging, ckpt / f"epoch_{epoch}")
-    if accelerator.is_main_process:
-        write_json(ckpt / "progress.json", progress)
-        for old in ckpt.glob("epoch_*"):
-            if old.name != f"epoch_{epoch}":
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
-def replace_dir(staging: Path, target: Path) -> None:
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-
-
-def save_best(accelerator, base, tokenizer, ckpt: Path) -> None:
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        staging = ckpt / "best.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        base.save_pretrained(str(staging), safe_serialization=True)
-        tokenizer.save_pretrained(str(staging))
-        replace_dir(staging, ckpt / "best")
-    accelerator.wait_for_everyone()
-
-
-def plot_curves(history: list[dict], steps: list[tuple[int, float]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    if steps:
-        left.plot([s for s, _ in steps], [v for _, v in steps], label="train loss")
-    left.plot([h["step"] for h in history], [h["validation:loss"] for h in history], "o-", label="validation loss")
-    left.set_xlabel("optimizer step")
-    left.legend()
-    for key in ("validation:accuracy", "validation:macro_f1"):
-        right.plot([h["epoch"] for h in history], [h[key] for h in history], "o-", label=key)
-    right.set_xlabel("epoch")
-    right.set_ylim(0, 1)
-    right.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def compile_plugin(args, lengths: list[int]):
-    """torch.compile on GPU, applied by accelerate after DDP wrapping (all-reduce still overlaps backward).
-
-    Uniform lengths: the whole model, static shapes. Variable lengths on one GPU: the whole model with
-    symbolic shapes (one compilation, not one per batch width). Variable lengths on several GPUs: each
-    repeated layer on its own (regional), because DDP's graph splitting failed to compile symbolic
-    shapes on torch 2.11 (InductorError "expected [s16] to have been codegen-ed", 2×H200).
-    """
-    import torch
-    from accelerate.utils import TorchDynamoPlugin
-
-    if not (args.torch_compile and torch.cuda.is_available()):
-        return TorchDynamoPlugin(backend="no")
-    if min(lengths, default=0) == max(lengths, default=0):
-        return TorchDynamoPlugin(backend="inductor")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return TorchDynamoPlugin(backend="inductor", use_regional_compilation=True)
-    return TorchDynamoPlugin(backend="inductor", dynamic=True)
-
-
-def setup(args):
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, set_seed
-    from datasets import load_from_disk
-    from transformers import AutoTokenizer
-
-    if not (args.data_dir / "dataset_dict.json").is_file():
-        raise StepError(f"{args.data_dir} is not a prepared dataset (dataset_dict.json missing)")
-    labels = read_labels(args.data_dir)
-    data = load_from_disk(str(args.data_dir)).with_format(None)
-    lengths = row_lengths(data["train"])
-    torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 leftovers of mixed precision use tensor cores
-    # cpu=True on a GPU-less host: accelerate then runs N launched processes as MULTI_CPU (gloo), not N copies.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(args.precision),
-                              gradient_accumulation_steps=args.gradient_accumulation_steps,
-                              dynamo_plugin=compile_plugin(args, lengths),
-                              kwargs_handlers=[DistributedDataParallelKwargs(gradient_as_bucket_view=True)])
-    set_seed(args.seed)
-    source = model_source(args)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = udf.function("load_model")(source, labels, args.init)
-    return accelerator, labels, data, tokenizer, model
-
-
-def make_optimizer(model, args):
-    import torch
-
-    decay = [p for _, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for _, p in model.named_parameters() if p.ndim <= 1]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=args.learning_rate,
-                             fused=torch.cuda.is_available())
-
-
 def device_sync():
     import torch
 
@@ -260,137 +121,125 @@ def new_meter(base, accelerator, steps_per_epoch: int):
     return throughput.Meter(throughput.model_shape(base), name, accelerator.num_processes, warmup)
 
 
-def main(argv=None) -> int:
-    import torch
+@dataclass
+class Loop:
+    """Everything one epoch needs; ``base`` is the plain module (it shares its parameters with the wrapped,
+    compiled ``model``), used for validation (eager: no second compilation for eval mode) and saving."""
+
+    args: argparse.Namespace
+    accelerator: object
+    model: object
+    base: object
+    tokenizer: object
+    optimizer: object
+    scheduler: object
+    train_loader: object
+    train_sampler: object
+    val_loader: object
+    labels: list
+    per_epoch: int
+    run: object = None
+    step: int = 0
+    step_losses: list = field(default_factory=list)
+
+
+def build(args) -> Loop:
     from transformers import get_linear_schedule_with_warmup
 
-    args = parse_args(argv)
-    if args.objective not in contract.TRAINING_METRICS:
-        raise StepError(f"objective {args.objective!r} is not one of {contract.TRAINING_METRICS}")
     accelerator, labels, data, tokenizer, base = setup(args)
     pad_id = tokenizer.pad_token_id or 0
     train_loader, train_sampler = make_loader(data["train"], args.batch_size, args.seed, True, args.group_by_length, pad_id)
     val_loader, _ = make_loader(data["validation"], args.batch_size * 2, args.seed, False, True, pad_id)
-    # base: the plain module (shares its parameters with the wrapped, compiled one); used for
-    # validation (eager: no second compilation for eval mode) and for saving.
     model, optimizer, train_loader, val_loader = accelerator.prepare(base, make_optimizer(base, args), train_loader,
                                                                      val_loader)
     per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     total = per_epoch * args.epochs if not args.max_steps else min(args.max_steps, per_epoch * args.epochs)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), max(total, 1))
     accelerator.register_for_checkpointing(scheduler)
-
-    ckpt = args.checkpoint_dir = checkpoints.own_dir(args.checkpoint_dir)
-    progress = resume(accelerator, args, ckpt)
-    run = tracking.start({k: str(v) for k, v in vars(args).items()} | {"labels": labels}, f"{args.model_name}-train",
-                         str(contract.output_data_dir())) if accelerator.is_main_process else None
-    step, step_losses = progress["epoch"] * per_epoch, []
-    for epoch in range(progress["epoch"] + 1, args.epochs + 1):
-        train_sampler.epoch = epoch
-        meter, epoch_losses = new_meter(base, accelerator, per_epoch), []
-        started, samples, loss_sum, batches = time.perf_counter(), 0, torch.zeros((), device=accelerator.device), 0
-        for batch in progress_bar(train_loader, f"epoch {epoch}", accelerator.is_local_main_process):
-            batch.pop("doc_id")
-            meter.batch(batch["attention_mask"])
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step() if accelerator.sync_gradients else None
-                optimizer.zero_grad(set_to_none=True)
-            loss_sum, batches, samples = loss_sum + loss.detach().float(), batches + 1, samples + batch["input_ids"].shape[0]
-            if accelerator.sync_gradients:
-                step += 1
-                meter.step(device_sync)
-                if step % LOSS_EVERY == 0 or step == 1:
-                    epoch_losses.append((step, loss.detach().float()))
-                if args.max_steps and step >= args.max_steps:
-                    break
-        device_sync()
-        elapsed = time.perf_counter() - started
-        speed = meter.stop(device_sync, reduce_sum(accelerator))
-        for s, value in epoch_losses:
-            step_losses.append((s, float(value)))
-            tracking.log(run, {"train:loss": step_losses[-1][1]}, s)
-        metrics = evaluate(base, val_loader, accelerator, len(labels))
-        metrics["train:loss"] = float(loss_sum) / max(batches, 1)
-        metrics["train:samples_per_second"] = samples * accelerator.num_processes / max(elapsed, 1e-9)
-        for name in contract.TRAINING_METRICS:
-            accelerator.print(contract.metric_line(name, metrics[name]))
-        report_speed(accelerator, epoch, speed)
-        tracking.log(run, {**metrics, "epoch": epoch}, step)
-        improved = better(metrics[args.objective], progress["best"], args.objective)
-        if improved:
-            progress.update(best=metrics[args.objective], best_epoch=epoch)
-            save_best(accelerator, base, tokenizer, ckpt)
-        progress["history"].append({"epoch": epoch, "step": step, **metrics, "throughput": speed})
-        progress["epoch"] = epoch
-        save_checkpoint(accelerator, ckpt, epoch, progress)
-        if os.environ.get(STOP_AFTER_EPOCH_ENV) == str(epoch):
-            accelerator.print(f"stopping after epoch {epoch} ({STOP_AFTER_EPOCH_ENV})")
-            return 3
-        if os.environ.get(HANG_AFTER_EPOCH_ENV) == str(epoch):
-            accelerator.print(f"holding after epoch {epoch} ({HANG_AFTER_EPOCH_ENV})")
-            time.sleep(3600)
-        if args.max_steps and step >= args.max_steps:
-            break
-    finish(accelerator, args, progress, labels, step_losses, run)
-    return 0
+    return Loop(args, accelerator, model, base, tokenizer, optimizer, scheduler, train_loader, train_sampler, val_loader,
+                labels, per_epoch)
 
 
-def resume(accelerator, args, ckpt: Path) -> dict:
-    """This run's own checkpoint, or a fresh start (another run's files are removed first)."""
-    run = checkpoints.fingerprint({k: getattr(args, k) for k in HYPERPARAMETERS}, args.data_dir, args.pretrained,
-                                  args.hub_model_id, accelerator.num_processes)
-    progress, why = checkpoints.decide(ckpt, run, args.epochs)
-    accelerator.wait_for_everyone()  # every process decided from the same files before any is removed
-    if why:
-        accelerator.print(why)
-    if progress["epoch"]:
-        accelerator.load_state(str(ckpt / f"epoch_{progress['epoch']}"))
-    elif accelerator.is_main_process:
-        checkpoints.clear(ckpt)
-    accelerator.wait_for_everyone()
-    return progress
-
-
-def report_speed(accelerator, epoch: int, speed: dict | None) -> None:
-    """Steady-state figures (after the warm-up steps) as metric lines, when the epoch was long enough."""
+def train_epoch(t: Loop, epoch: int) -> tuple[dict, dict | None]:
+    """One pass over the training data; losses stay on the device until the epoch ends (no per-step sync)."""
     import torch
 
-    if speed is None:
-        return
-    if torch.cuda.is_available():
-        speed["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-    for key in contract.THROUGHPUT_METRICS:
-        value = speed.get(key.split(":", 1)[1])
-        if value is not None:
-            accelerator.print(contract.metric_line(key, value))
-    mfu = f", MFU {speed['mfu']:.1%}" if speed.get("mfu") else ""
-    accelerator.print(f"epoch {epoch}: {speed['samples_per_second']:.0f} samples/s, {speed['tokens_per_second']:.0f} "
-                      f"real tokens/s (padding efficiency {speed['padding_efficiency']:.1%}){mfu}")
+    args, accelerator = t.args, t.accelerator
+    t.train_sampler.epoch = epoch
+    meter, epoch_losses = new_meter(t.base, accelerator, t.per_epoch), []
+    started, samples, loss_sum, batches = time.perf_counter(), 0, torch.zeros((), device=accelerator.device), 0
+    for batch in progress_bar(t.train_loader, f"epoch {epoch}", accelerator.is_local_main_process):
+        batch.pop("doc_id")
+        meter.batch(batch["attention_mask"])
+        with accelerator.accumulate(t.model):
+            loss = t.model(**batch).loss
+            accelerator.backward(loss)
+            t.optimizer.step()
+            t.scheduler.step() if accelerator.sync_gradients else None
+            t.optimizer.zero_grad(set_to_none=True)
+        loss_sum, batches, samples = loss_sum + loss.detach().float(), batches + 1, samples + batch["input_ids"].shape[0]
+        if accelerator.sync_gradients:
+            t.step += 1
+            meter.step(device_sync)
+            if t.step % LOSS_EVERY == 0 or t.step == 1:
+                epoch_losses.append((t.step, loss.detach().float()))
+            if args.max_steps and t.step >= args.max_steps:
+                break
+    device_sync()
+    elapsed = time.perf_counter() - started
+    speed = meter.stop(device_sync, reduce_sum(accelerator))
+    for s, value in epoch_losses:
+        t.step_losses.append((s, float(value)))
+        tracking.log(t.run, {"train:loss": t.step_losses[-1][1]}, s)
+    metrics = evaluate(t.base, t.val_loader, accelerator, len(t.labels))
+    metrics["train:loss"] = float(loss_sum) / max(batches, 1)
+    metrics["train:samples_per_second"] = samples * accelerator.num_processes / max(elapsed, 1e-9)
+    return metrics, speed
 
 
-def finish(accelerator, args, progress: dict, labels: list[str], step_losses, run) -> None:
-    accelerator.wait_for_everyone()
-    tracking.finish(run)
-    if not accelerator.is_main_process:
-        return
-    hf_dir = args.model_dir / "hf"
-    shutil.rmtree(hf_dir, ignore_errors=True)
-    shutil.copytree(args.checkpoint_dir / "best", hf_dir)
-    shutil.copy(args.data_dir / "labels.json", args.model_dir / "labels.json")
-    if (args.data_dir / "model.json").is_file():
-        shutil.copy(args.data_dir / "model.json", args.model_dir / "prepare_model.json")
-    results = {"model_name": args.model_name, "objective": args.objective, "best": progress["best"],
-               "best_epoch": progress["best_epoch"], "history": progress["history"], "labels": labels,
-               "hyperparameters": {k: getattr(args, k) for k in HYPERPARAMETERS},
-               "processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision}
-    out = contract.output_data_dir()
-    write_json(out / "train_results.json", results)
-    write_json(args.model_dir / "train_results.json", results)
-    plot_curves(progress["history"], step_losses, out / "curves.png")
-    print(json.dumps({"best": progress["best"], "best_epoch": progress["best_epoch"], "objective": args.objective}))
+def end_epoch(t: Loop, epoch: int, progress: dict, metrics: dict, speed: dict | None) -> int | None:
+    """Metric lines, tracking, the best model, the checkpoint; an exit status when training must stop here."""
+    args, accelerator = t.args, t.accelerator
+    for name in contract.TRAINING_METRICS:
+        accelerator.print(contract.metric_line(name, metrics[name]))
+    train_report.report_speed(accelerator, epoch, speed)
+    tracking.log(t.run, {**metrics, "epoch": epoch}, t.step)
+    if better(metrics[args.objective], progress["best"], args.objective):
+        progress.update(best=metrics[args.objective], best_epoch=epoch)
+        checkpoints.save_best(accelerator, t.base, t.tokenizer, args.checkpoint_dir)
+    progress["history"].append({"epoch": epoch, "step": t.step, **metrics, "throughput": speed})
+    progress["epoch"] = epoch
+    checkpoints.save_checkpoint(accelerator, args.checkpoint_dir, epoch, progress)
+    if os.environ.get(STOP_AFTER_EPOCH_ENV) == str(epoch):
+        accelerator.print(f"stopping after epoch {epoch} ({STOP_AFTER_EPOCH_ENV})")
+        return 3
+    if os.environ.get(HANG_AFTER_EPOCH_ENV) == str(epoch):
+        accelerator.print(f"holding after epoch {epoch} ({HANG_AFTER_EPOCH_ENV})")
+        time.sleep(3600)
+    return None
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.objective not in contract.TRAINING_METRICS:
+        raise StepError(f"objective {args.objective!r} is not one of {contract.TRAINING_METRICS}")
+    t = build(args)
+    args.checkpoint_dir = checkpoints.own_dir(args.checkpoint_dir)
+    hyperparameters = {k: getattr(args, k) for k in HYPERPARAMETERS}
+    progress = checkpoints.resume(t.accelerator, args, hyperparameters, args.checkpoint_dir)
+    if t.accelerator.is_main_process:
+        t.run = tracking.start({k: str(v) for k, v in vars(args).items()} | {"labels": t.labels},
+                               f"{args.model_name}-train", str(contract.output_data_dir()))
+    t.step = progress["epoch"] * t.per_epoch
+    for epoch in range(progress["epoch"] + 1, args.epochs + 1):
+        metrics, speed = train_epoch(t, epoch)
+        stop = end_epoch(t, epoch, progress, metrics, speed)
+        if stop is not None:
+            return stop
+        if args.max_steps and t.step >= args.max_steps:
+            break
+    train_report.finish(t.accelerator, args, hyperparameters, progress, t.labels, t.step_losses, t.run)
+    return 0
 
 
 if __name__ == "__main__":

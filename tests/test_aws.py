@@ -158,7 +158,7 @@ def test_local_executor_runs_against_an_s3_endpoint(aws, moto_endpoint, tmp_path
     from test_local_executor import FIXTURES
     from tiny import make_texts, write_jsonl
 
-    from pipelines import bundle
+    from pipelines.compile import bundle
     from pipelines.local.executor import Execution, Options
     from pipelines.local.store import S3Store, open_store
 
@@ -179,9 +179,9 @@ def test_local_executor_runs_against_an_s3_endpoint(aws, moto_endpoint, tmp_path
 
 def test_generated_policies_are_valid_iam_documents(aws):
     """IAM's own grammar check (moto validates documents on CreatePolicy), not a string comparison."""
-    from pipelines.iam import policies
-    from pipelines.load import load
-    from pipelines.plan import plan
+    from pipelines.aws.iam import policies
+    from pipelines.compile.plan import plan
+    from pipelines.spec.load import load
 
     docs = policies(plan(load(ROOT / "experiments" / "EXP-0002-bert-vs-distilbert" / "experiment.yaml")))
     iam = aws.client("iam")

@@ -10,9 +10,9 @@ import sys
 import pytest
 from conftest import MINIMAL, ROOT
 
-from pipelines import api_check
 from pipelines.cli import main
-from pipelines.golden import GOLDEN_DIR
+from pipelines.compile import api_check
+from pipelines.compile.golden import GOLDEN_DIR
 
 
 def run_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:

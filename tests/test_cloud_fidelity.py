@@ -10,9 +10,9 @@ from conftest import ROOT
 from test_compile import compiled, steps_of
 
 from pipelines.cli import main
-from pipelines.instance_types import has_local_storage
-from pipelines.load import load
-from pipelines.plan import plan
+from pipelines.compile.plan import plan
+from pipelines.spec.instance_types import has_local_storage
+from pipelines.spec.load import load
 
 EXAMPLES = ("EXP-0001-docstring-topics", "EXP-0002-bert-vs-distilbert", "EXP-0003-tuning-minilm")
 EXP2 = str(ROOT / "experiments" / "EXP-0002-bert-vs-distilbert")
@@ -97,8 +97,8 @@ def test_param_typo_and_storage_switch_are_refused_before_start(capsys):
 
 
 def test_local_executor_refuses_values_outside_enum_values(tmp_path):
-    from pipelines.local.executor import parameter_values
     from pipelines.local.expressions import ExpressionError
+    from pipelines.local.graph import parameter_values
 
     defn = compiled("EXP-0001-docstring-topics")
     assert parameter_values(defn, {"ApprovalStatus": "Approved"})["ApprovalStatus"] == "Approved"
@@ -123,7 +123,7 @@ def test_a_failed_secret_fetch_keeps_offline_tracking(monkeypatch, tmp_path, cap
 
 
 def test_every_example_validates_against_the_api_model():
-    from pipelines.api_check import check_definition
+    from pipelines.compile.api_check import check_definition
 
     for name in EXAMPLES:
         assert check_definition(json.dumps(compiled(name)), name) == []

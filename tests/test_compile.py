@@ -13,10 +13,10 @@ import botocore.credentials
 import pytest
 from conftest import ROOT
 
-from pipelines.compile import definition
-from pipelines.golden import GOLDEN_DIR, example_specs, render
-from pipelines.load import load
-from pipelines.plan import plan
+from pipelines.compile.definition import definition
+from pipelines.compile.golden import GOLDEN_DIR, example_specs, render
+from pipelines.compile.plan import plan
+from pipelines.spec.load import load
 from steps import contract
 
 PROVIDERS = ("SharedCredentialProvider", "ConfigProvider", "InstanceMetadataProvider", "ContainerProvider",
@@ -182,6 +182,6 @@ def test_code_change_changes_the_code_uri(write_spec):
 
 
 def test_committed_schema_is_current():
-    from pipelines.schema import SCHEMA_PATH, schema_text
+    from pipelines.spec.schema import SCHEMA_PATH, schema_text
 
     assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), "run `make schema`"

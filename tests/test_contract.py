@@ -7,7 +7,7 @@ import re
 
 from conftest import ROOT
 
-from pipelines.golden import GOLDEN_DIR
+from pipelines.compile.golden import GOLDEN_DIR
 from steps import contract, evaluate, prepare, reconcile, train
 
 
@@ -59,7 +59,7 @@ def test_training_hyperparameters_are_known_to_the_training_program():
 
 
 def test_spec_hyperparameters_mirror_the_training_program():
-    from pipelines.spec import HYPERPARAMETER_NAMES
+    from pipelines.spec.experiment import HYPERPARAMETER_NAMES
 
     assert set(HYPERPARAMETER_NAMES) <= set(train.HYPERPARAMETERS)
 

@@ -35,7 +35,7 @@ def test_all_gpus_of_all_hosts(monkeypatch, tmp_path):
 def test_unpack_code_bundle(monkeypatch, tmp_path):
     from conftest import ROOT
 
-    from pipelines import bundle
+    from pipelines.compile import bundle
 
     monkeypatch.setenv(contract.OPT_ML_ENV, str(tmp_path / "opt_ml"))
     source = tmp_path / "code"
@@ -50,7 +50,7 @@ def test_unpack_code_bundle(monkeypatch, tmp_path):
 def test_bundle_is_byte_reproducible():
     from conftest import ROOT
 
-    from pipelines import bundle
+    from pipelines.compile import bundle
 
     exp = ROOT / "experiments" / "EXP-0001-docstring-topics"
     assert bundle.build(ROOT, exp) == bundle.build(ROOT, exp)
@@ -70,7 +70,7 @@ def test_failure_reason_goes_where_each_job_kind_reads_it(monkeypatch, tmp_path)
 
 
 def test_folder_digest_is_a_content_address(tmp_path):
-    from pipelines import bundle
+    from pipelines.compile import bundle
 
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.txt").write_text("one")

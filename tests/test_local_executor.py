@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 from tiny import make_texts, write_jsonl
 
-from pipelines import bundle
+from pipelines.compile import bundle
 from pipelines.local.executor import Execution, Options
 from pipelines.local.store import LocalStore
 

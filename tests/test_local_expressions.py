@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipelines.local import expressions as ex
-from pipelines.local.executor import dependencies, expiry, flatten, parameter_values, symbolic
+from pipelines.local.cache import expiry, symbolic
+from pipelines.local.graph import dependencies, flatten, parameter_values
 
 
 def scope(**steps):

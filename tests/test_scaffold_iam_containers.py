@@ -11,13 +11,13 @@ import pytest
 from conftest import ROOT
 from iam_eval import allowed
 
+from pipelines.aws.iam import policies
+from pipelines.aws.images import image_stack, setup_pins, stack_problems
 from pipelines.cli import main
-from pipelines.containers import image_stack, setup_pins, stack_problems
-from pipelines.errors import SpecError
-from pipelines.iam import policies
-from pipelines.load import load
-from pipelines.plan import plan
-from pipelines.scaffold import new_experiment
+from pipelines.compile.plan import plan
+from pipelines.spec.errors import SpecError
+from pipelines.spec.load import load
+from pipelines.spec.scaffold import new_experiment
 from steps import contract
 
 
@@ -56,7 +56,7 @@ def test_new_experiment_compiles_once_written(project):
     folder = new_experiment("EXP-0044-written", root=project)
     (folder / "user_defined_funcs.py").write_text(
         "def encode_data(batch, tokenizer, model):\n    return tokenizer(batch['text'], truncation=True)\n")
-    from pipelines.compile import definition
+    from pipelines.compile.definition import definition
 
     assert '"Name": "Train-minilm"' in definition(plan(load(folder / "experiment.yaml")))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import MINIMAL
 
-from pipelines.errors import SpecError
-from pipelines.load import load
-from pipelines.secrets_check import looks_like_secret
+from pipelines.spec.errors import SpecError
+from pipelines.spec.load import load
+from pipelines.spec.secrets_check import looks_like_secret
 
 WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"
 AWS_ID = "AKIAIOSFODNN7EXAMPLE"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import MINIMAL
 
-from pipelines.errors import SpecError
-from pipelines.load import load
+from pipelines.spec.errors import SpecError
+from pipelines.spec.load import load
 
 HEAD = "name: EXP-0042-minimal\ndata: {source: s3://bucket-a/raw/}\n"
 MODEL = "models:\n  - {name: bert, source: s3://bucket-a/models/bert/}\n"

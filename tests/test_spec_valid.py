@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import MINIMAL, ROOT
 
-from pipelines.load import load
-from pipelines.spec import Experiment
+from pipelines.spec.experiment import Experiment
+from pipelines.spec.load import load
 
 
 def test_minimal_spec_gets_defaults(write_spec):

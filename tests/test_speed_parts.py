@@ -115,7 +115,7 @@ def test_bench_summary_computes_ratios_against_the_targets(tmp_path):
 def test_compile_mode_follows_the_data_and_the_process_count(monkeypatch, lengths, world, expected):
     from argparse import Namespace
 
-    from steps import train
+    from steps import train_setup as train
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("WORLD_SIZE", world)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import MINIMAL
 
-from pipelines.errors import SpecError
-from pipelines.load import load
+from pipelines.spec.errors import SpecError
+from pipelines.spec.load import load
 
 
 @pytest.mark.parametrize("body,expected", [

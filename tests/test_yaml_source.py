@@ -7,9 +7,9 @@ from conftest import MINIMAL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.errors import SpecError
-from pipelines.load import load
-from pipelines.yaml_source import MAX_BYTES, load_text
+from pipelines.spec.errors import SpecError
+from pipelines.spec.load import load
+from pipelines.spec.yaml_source import MAX_BYTES, load_text
 
 
 def test_positions_point_at_keys():

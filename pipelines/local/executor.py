@@ -7,18 +7,18 @@ and a sandbox per job. A step whose resolved arguments match an earlier successf
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import secrets
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.local import expressions as ex
+from pipelines.local.cache import StepCache
+from pipelines.local.graph import dependencies, descendants, flatten, parameter_values
 from pipelines.local.jobs import Job, JobFailed, run_processing, run_training
 from pipelines.local.store import LocalStore
 from pipelines.local.tuning import tune
@@ -47,85 +47,6 @@ class Outcome:
     folder: Path
     steps: dict  # name → {"status", "seconds", "reason", "properties"}
     failure: str = ""
-
-
-def flatten(steps: list, parent: str | None = None) -> dict[str, tuple[dict, str | None]]:
-    """name → (step, the condition step that owns it, if any)."""
-    out = {}
-    for step in steps:
-        out[step["Name"]] = (step, parent)
-        if step["Type"] == "Condition":
-            nested = step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
-            out.update(flatten(nested, step["Name"]))
-    return out
-
-
-def dependencies(steps: dict) -> dict[str, set[str]]:
-    deps = {}
-    for name, (step, owner) in steps.items():
-        args = {k: v for k, v in step.get("Arguments", {}).items() if k not in ("IfSteps", "ElseSteps")}
-        found = ex.references(args) | set(step.get("DependsOn", []))
-        found |= {s for s in ex.references(step.get("Arguments", {}).get("Conditions", []))}
-        if owner:
-            found.add(owner)
-        deps[name] = {d for d in found if d in steps and d != name}
-    return deps
-
-
-def descendants(deps: dict[str, set[str]], root: str) -> set[str]:
-    out, frontier = {root}, [root]
-    while frontier:
-        current = frontier.pop()
-        for name, parents in deps.items():
-            if current in parents and name not in out:
-                out.add(name)
-                frontier.append(name)
-    return out
-
-
-def parameter_values(definition: dict, overrides: dict) -> dict:
-    casts = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
-    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
-    unknown = set(overrides) - set(declared)
-    if unknown:
-        raise ex.ExpressionError(f"unknown parameter(s) {sorted(unknown)}; declared: {sorted(declared)}")
-    values = {}
-    for name, p in declared.items():
-        raw = overrides.get(name, p.get("DefaultValue"))
-        if raw is None:
-            raise ex.ExpressionError(f"parameter {name} has no default; pass --param {name}=VALUE")
-        try:
-            values[name] = casts[p["Type"]](raw)
-        except ValueError:
-            raise ex.ExpressionError(f"parameter {name}: {raw!r} is not a {p['Type']}") from None
-        if p.get("EnumValues") and values[name] not in p["EnumValues"]:  # SageMaker refuses it at start
-            raise ex.ExpressionError(f"parameter {name}: {raw!r} is not one of its EnumValues")
-    return values
-
-
-def symbolic(value, scope: ex.Scope):
-    """Resolve parameters and step properties, keep execution variables as written (the cache key)."""
-    if isinstance(value, dict):
-        if set(value) == {"Get"} and str(value["Get"]).startswith("Execution."):
-            return value
-        if len(value) == 1 and next(iter(value)) in ("Get", "Std:JsonGet"):
-            return ex.evaluate(value, scope)
-        if set(value) == {"Std:Join"}:
-            parts = [symbolic(v, scope) for v in value["Std:Join"]["Values"]]
-            return {"Std:Join": {"On": value["Std:Join"]["On"], "Values": parts}}
-        return {k: symbolic(v, scope) for k, v in value.items()}
-    if isinstance(value, list):
-        return [symbolic(v, scope) for v in value]
-    return value
-
-
-def expiry(duration: str | None) -> timedelta:
-    match = re.fullmatch(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?",
-                         duration or "")
-    if not match:
-        return timedelta(days=36500)
-    y, mo, w, d, h, mi, s = (int(g or 0) for g in match.groups())
-    return timedelta(days=365 * y + 30 * mo + 7 * w + d, hours=h, minutes=mi, seconds=s)
 
 
 REUSED_ON_RETRY = {"Succeeded", "Cached"}
@@ -160,7 +81,7 @@ class Execution:
         self.results: dict[str, dict] = {}
         self.skipped_branch: set[str] = set()
         self.lock = threading.Lock()
-        self.cache_dir = options.runs / "cache"
+        self.cache = StepCache(options.runs / "cache", options.use_cache, options.from_step, self.deps, self.execution_id)
         for name, result in state.get("steps", {}).items():
             if name in self.steps and self.steps[name][0]["Type"] != "Condition" and result["status"] in REUSED_ON_RETRY:
                 self.results[name] = {**result, "reason": "kept from the earlier attempt"}
@@ -176,50 +97,21 @@ class Execution:
         self.options.store.download(output["S3Output"]["S3Uri"].rstrip("/") + "/" + spec["FilePath"], target)
         return json.loads((target / Path(spec["FilePath"]).name).read_text(encoding="utf-8"))
 
-    # -- caching --------------------------------------------------------------------------------
-    def _cache_key(self, name: str, step: dict) -> str:
-        body = {"Type": step["Type"], "Arguments": symbolic(step["Arguments"], self.scope)}
-        return hashlib.sha256(ex.dumps(body).encode()).hexdigest()
-
-    def _cached(self, name: str, step: dict, key: str) -> tuple[dict | None, str]:
-        config = step.get("CacheConfig") or {}
-        if not config.get("Enabled"):
-            return None, "caching is off for this step"
-        if not self.options.use_cache:
-            return None, "--no-cache"
-        if self.options.from_step and name in descendants(self.deps, self.options.from_step):
-            return None, f"--from {self.options.from_step}"
-        path = self.cache_dir / name / f"{key}.json"
-        if not path.is_file():
-            earlier = list((self.cache_dir / name).glob("*.json")) if (self.cache_dir / name).is_dir() else []
-            return None, "arguments changed since the last run" if earlier else "first run"
-        entry = json.loads(path.read_text(encoding="utf-8"))
-        age = datetime.now(UTC) - datetime.fromisoformat(entry["finished"])
-        if age > expiry(config.get("ExpireAfter")):
-            return None, f"cached result expired ({config.get('ExpireAfter')})"
-        return entry, ""
-
-    def _remember(self, name: str, key: str, properties: dict) -> None:
-        path = self.cache_dir / name / f"{key}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"execution": self.execution_id, "finished": datetime.now(UTC).isoformat(),
-                                    "properties": properties}, default=str), encoding="utf-8")
-
     # -- one step -------------------------------------------------------------------------------
     def run_step(self, name: str) -> dict:
         step, _ = self.steps[name]
         kind = step["Type"]
         started = time.perf_counter()
         if kind in JOB_TYPES:
-            key = self._cache_key(name, step)
-            hit, why = self._cached(name, step, key)
+            key = self.cache.key(step, self.scope)
+            hit, why = self.cache.lookup(name, step, key)
             if hit is not None:
                 self.options.say(f"↺ {name}: cached, same arguments as {hit['execution']}")
                 return {"status": "Cached", "seconds": 0.0, "properties": hit["properties"], "reason": hit["execution"]}
             self.options.say(f"▶ {name} ({kind}) runs: {why}")
             properties = self._run_job(name, kind, ex.evaluate(step["Arguments"], self.scope))
             if (step.get("CacheConfig") or {}).get("Enabled"):
-                self._remember(name, key, properties)
+                self.cache.remember(name, key, properties)
         elif kind == "Condition":
             properties = self._condition(name, step)
         elif kind == "Fail":

@@ -6,30 +6,19 @@ import json
 import sys
 from pathlib import Path
 
-from pipelines.errors import Problem, SpecError, fail
+from pipelines import ROOT
+from pipelines.compile.plan import Plan
 from pipelines.local.executor import Execution, Options, Outcome
 from pipelines.local.expressions import ExpressionError
 from pipelines.local.store import open_store
-from pipelines.parameters import refuse_bad_values
-from pipelines.plan import Plan
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def parse_parameters(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise fail("<command line>", f"--param {pair!r} is not NAME=VALUE", hint="e.g. --param Epochs=1")
-        out[name] = value
-    return out
+from pipelines.spec.errors import Problem, SpecError, fail
+from pipelines.spec.parameters import parse_assignments, refuse_bad_values
 
 
 def _options(args) -> Options:
     runs = Path(args.runs).resolve()
     return Options(store=open_store(Path(args.store).resolve()), runs=runs, registry=runs / "registry",
-                   code_root=ROOT, parameters=parse_parameters(args.param), from_step=args.from_step,
+                   code_root=ROOT, parameters=parse_assignments(args.param), from_step=args.from_step,
                    use_cache=not args.no_cache, parallel=args.parallel, say=_say)
 
 
@@ -52,7 +41,7 @@ def stage(plan: Plan, options: Options) -> None:
 
 
 def run_experiment(plan: Plan, args) -> int:
-    from pipelines.compile import definition
+    from pipelines.compile.definition import definition
 
     options = _options(args)
     if getattr(args, "retry", None):

@@ -1,0 +1,98 @@
+"""Commands of the AWS layer: upsert, start, status, diff, schedules, the job image, IAM policies."""
+
+from __future__ import annotations
+
+import json
+
+from pipelines.commands.common import command, load_plan, spec_path
+
+
+def _deploy(args):
+    from pipelines.aws.pipeline import Clients
+    from pipelines.compile.definition import definition
+
+    plan = load_plan(args)
+    return plan, definition(plan), Clients(plan.spec.aws.region)
+
+
+def cmd_upsert(args) -> int:
+    from pipelines.aws import pipeline, schedules
+
+    plan, text, clients = _deploy(args)
+    report = pipeline.upsert(plan, text, clients)
+    print(f"pipeline {plan.pipeline_name}: {report['action']} ({report['pipeline_arn']})")
+    print(f"code bundle: {'uploaded' if report['code_uploaded'] else 'already there'} {plan.code_uri}")
+    for line in schedules.reconcile(plan, clients, report["pipeline_arn"]) if plan.spec.schedules else []:
+        print(f"schedule: {line}")
+    print(f"studio: {report['studio']}")
+    return 0
+
+
+def cmd_start(args) -> int:
+    from pipelines.aws import pipeline
+    from pipelines.spec.parameters import parse_assignments
+
+    plan, text, clients = _deploy(args)
+    print(pipeline.start(plan, text, parse_assignments(args.param), clients))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from pipelines.aws import pipeline
+
+    plan, _, clients = _deploy(args)
+    for item in pipeline.status(plan, clients):
+        print(f"{item['arn']}  {item['status']}  {item['started']}  {item['failure']}".rstrip())
+        for step in item.get("steps", []):
+            print(f"    {step['name']:<28} {step['status']:<12} {step['failure']}".rstrip())
+        if "steps_unavailable" in item:
+            print(f"    (step statuses unavailable from this endpoint: {item['steps_unavailable']})")
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from pipelines.aws import pipeline
+
+    plan, text, clients = _deploy(args)
+    print(pipeline.diff(plan, text, clients) or "no difference: the deployed definition is the local one")
+    return 0
+
+
+def cmd_schedule(args) -> int:
+    from pipelines.aws import schedules
+
+    plan, _, clients = _deploy(args)
+    arn = clients.sagemaker.describe_pipeline(PipelineName=plan.pipeline_name)["PipelineArn"]
+    for line in schedules.reconcile(plan, clients, arn, dry_run=args.dry_run):
+        print(line)
+    return 0
+
+
+def cmd_build_push(args) -> int:
+    from pipelines.aws.images import build_push
+    from pipelines.aws.pipeline import Clients, check_placeholders
+
+    plan = load_plan(args)
+    check_placeholders(plan)
+    print(f"pushed {build_push(plan, spec_path(args.spec).parent, Clients(plan.spec.aws.region))}")
+    return 0
+
+
+def cmd_iam_policy(args) -> int:
+    from pipelines.aws.iam import policies
+
+    print(json.dumps(policies(load_plan(args)), indent=2, sort_keys=True))
+    return 0
+
+
+def register(sub) -> None:
+    command(sub, "upsert", "upload the code bundle if new, create or update the pipeline, reconcile schedules",
+            cmd_upsert)
+    start = command(sub, "start", "start an execution on SageMaker", cmd_start)
+    start.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    command(sub, "status", "latest executions, step statuses and failure reasons", cmd_status)
+    command(sub, "diff", "deployed definition vs the local one", cmd_diff)
+    schedule = command(sub, "schedule", "reconcile EventBridge Scheduler schedules with the spec", cmd_schedule)
+    schedule.add_argument("--dry-run", action="store_true", help="report drift, change nothing")
+    command(sub, "build-push", "docker build the job image and push it to ECR", cmd_build_push)
+    command(sub, "iam-policy", "print least-privilege policies for the execution and scheduler roles", cmd_iam_policy)

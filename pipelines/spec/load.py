@@ -1,0 +1,202 @@
+"""spec file (+ base template, + key=value overrides) → validated ``Experiment``.
+
+Every problem is collected and raised at once as ``SpecError`` with file:line:column.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from pipelines import ROOT
+from pipelines.spec import rules, udf_check
+from pipelines.spec.errors import Problem, SpecError, fail, shown
+from pipelines.spec.experiment import Experiment
+from pipelines.spec.yaml_source import Sourced, dotted, load_text, parse_value, read_text
+
+OVERRIDES_LABEL = "<command line>"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    spec: Experiment
+    path: Path  # the experiment.yaml
+    root: Path  # the project root (holds templates/, steps/)
+    sourced: Sourced
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+
+def project_root(start: Path) -> Path:
+    """The nearest folder above the spec holding templates/ and steps/; else this checkout."""
+    for candidate in [start, *start.parents]:
+        if (candidate / "templates").is_dir() and (candidate / "steps").is_dir():
+            return candidate
+    return ROOT
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loaded:
+    path = Path(path).resolve() if Path(path).exists() else Path(path)
+    label = _label(path)
+    root = project_root(path.parent.resolve())
+    sourced = _with_base(path, label, root, depth=0)
+    _apply_overrides(sourced, overrides)
+    spec = _validate(sourced)
+    problems = rules.check(spec, sourced)
+    problems += udf_check.check(spec, path.parent, sourced)
+    if problems:
+        raise SpecError(problems)
+    return Loaded(spec=spec, path=path, root=root, sourced=sourced)
+
+
+def _label(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _with_base(path: Path, label: str, root: Path, depth: int) -> Sourced:
+    doc = load_text(read_text(path, label), label)
+    base = doc.data.pop("base", None)
+    base_pos = doc.positions.pop(("base",), (label, 1, 1))
+    if base is None:
+        return doc
+    if depth > 4 or not isinstance(base, str):
+        raise fail(label, "base must be one template path (nesting at most 5 deep)", line=base_pos[1], path="base")
+    base_path = next((p for p in (path.parent / base, root / base) if p.is_file()), None)
+    if base_path is None:
+        raise fail(label, f"base template {shown(base)} not found", line=base_pos[1], column=base_pos[2], path="base",
+                   hint=f"paths are relative to the experiment folder or to {root}")
+    parent = _with_base(base_path, _label(base_path), root, depth + 1)
+    return _merge(parent, doc)
+
+
+def _merge(base: Sourced, top: Sourced) -> Sourced:
+    """Deep-merge mappings; lists and scalars from ``top`` replace the base's."""
+    positions = dict(base.positions)
+
+    def merge(a, b, loc):
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = dict(a)
+            for key, value in b.items():
+                out[key] = merge(a[key], value, loc + (key,)) if key in a else value
+            return out
+        for stale in [k for k in positions if k[: len(loc)] == loc]:
+            del positions[stale]
+        return b
+
+    data = merge(base.data, top.data, ())
+    positions.update(top.positions)
+    return Sourced(data=data, positions=positions)
+
+
+def _apply_overrides(doc: Sourced, overrides) -> None:
+    problems = []
+    for index, item in enumerate(overrides, start=1):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(Problem(OVERRIDES_LABEL, 1, index, "", f"override {shown(item)} is not key=value",
+                                    "e.g. train.hyperparameters.epochs=1"))
+            continue
+        loc = tuple(int(p) if p.isdigit() else p for p in key.strip().split("."))
+        node = doc.data
+        for part in loc[:-1]:
+            if isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+                continue
+            if isinstance(node, dict):
+                node = node.setdefault(part, {})
+                continue
+            problems.append(Problem(OVERRIDES_LABEL, 1, index, key, f"cannot descend into {shown(part)}"))
+            break
+        else:
+            if isinstance(node, dict) or (isinstance(node, list) and isinstance(loc[-1], int) and loc[-1] < len(node)):
+                node[loc[-1]] = parse_value(raw, OVERRIDES_LABEL)
+                doc.positions[loc] = (OVERRIDES_LABEL, 1, index)
+            else:
+                problems.append(Problem(OVERRIDES_LABEL, 1, index, key, "index out of range"))
+    if problems:
+        raise SpecError(problems)
+
+
+def _validate(doc: Sourced) -> Experiment:
+    try:
+        return Experiment.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecError([_problem(err, doc) for err in exc.errors(include_url=False)]) from None
+
+
+def _problem(err: dict, doc: Sourced) -> Problem:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in {"function-after"})))
+    loc = _strip_union_tags(loc)
+    file, line, col = doc.where(loc)
+    message, hint = err["msg"], ""
+    if err["type"] == "extra_forbidden" and loc:
+        message = f"unknown key {shown(loc[-1])}"
+        hint = _did_you_mean(loc)
+    elif err["type"] == "missing":
+        hint = "this field is required"
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    elif err["type"] == "string_pattern_mismatch":
+        message = f"{shown(err.get('input'))} does not match the required pattern"
+        hint = _pattern_hint(loc)
+    return Problem(file, line, col, dotted(loc), message, hint)
+
+
+UNION_TAGS = {"Range", "str", "int", "float", "bool", "list", "dict"}
+
+
+def _strip_union_tags(loc: tuple) -> tuple:
+    # pydantic names union members in locs (e.g. "Range", "str"); they are not part of the document path.
+    return tuple(p for p in loc if not (isinstance(p, str) and p in UNION_TAGS))
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Experiment
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model
+
+
+def _inner_model(annotation) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found:
+            return found
+    return None
+
+
+def _did_you_mean(loc: tuple) -> str:
+    model = _model_at(loc[:-1])
+    if model is None:
+        return "remove it"
+    names = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else "allowed keys: " + ", ".join(names)
+
+
+PATTERN_HINTS = {
+    "name": "like EXP-0001-my-task: EXP-, four digits, a lowercase slug",
+    "role": "an IAM role ARN: arn:aws:iam::123456789012:role/name",
+    "bucket": "an S3 bucket name: lowercase letters, digits, dots, hyphens",
+    "instance_type": "a SageMaker instance type such as ml.g5.2xlarge, or local",
+}
+
+
+def _pattern_hint(loc: tuple) -> str:
+    key = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
+    return PATTERN_HINTS.get(key, "")

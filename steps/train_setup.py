@@ -1,0 +1,92 @@
+"""Training set-up: the accelerator (mixed precision, torch.compile), the model, the data loaders, the optimizer."""
+
+from __future__ import annotations
+
+import os
+
+from steps import udf
+from steps.batching import LengthGroupedBatches, collate, row_lengths
+from steps.common import StepError, read_labels
+
+
+def model_source(args) -> str:
+    if (args.pretrained / "config.json").is_file():
+        return str(args.pretrained)
+    if args.hub_model_id:
+        return args.hub_model_id
+    raise StepError(f"no pretrained model at {args.pretrained} (config.json missing) and no hub_model_id; "
+                    "check models[].source")
+
+
+def mixed_precision(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return {"fp32": "no"}.get(requested, requested)
+
+
+def make_loader(dataset, batch_size: int, seed: int, shuffle: bool, group: bool, pad_id: int):
+    import torch
+
+    sampler = LengthGroupedBatches(row_lengths(dataset), batch_size, seed, shuffle, group)
+    # On GPU, two workers collate the next batches into pinned memory while the GPU runs this one.
+    workers = 2 if torch.cuda.is_available() else 0
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate(pad_id),
+                                         pin_memory=workers > 0, num_workers=workers, persistent_workers=workers > 0)
+    return loader, sampler
+
+
+def compile_plugin(args, lengths: list[int]):
+    """torch.compile on GPU, applied by accelerate after DDP wrapping (all-reduce still overlaps backward).
+
+    Uniform lengths: the whole model, static shapes. Variable lengths on one GPU: the whole model with
+    symbolic shapes (one compilation, not one per batch width). Variable lengths on several GPUs: each
+    repeated layer on its own (regional), because DDP's graph splitting failed to compile symbolic
+    shapes on torch 2.11 (InductorError "expected [s16] to have been codegen-ed", 2×H200).
+    """
+    import torch
+    from accelerate.utils import TorchDynamoPlugin
+
+    if not (args.torch_compile and torch.cuda.is_available()):
+        return TorchDynamoPlugin(backend="no")
+    if min(lengths, default=0) == max(lengths, default=0):
+        return TorchDynamoPlugin(backend="inductor")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return TorchDynamoPlugin(backend="inductor", use_regional_compilation=True)
+    return TorchDynamoPlugin(backend="inductor", dynamic=True)
+
+
+def setup(args):
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    if not (args.data_dir / "dataset_dict.json").is_file():
+        raise StepError(f"{args.data_dir} is not a prepared dataset (dataset_dict.json missing)")
+    labels = read_labels(args.data_dir)
+    data = load_from_disk(str(args.data_dir)).with_format(None)
+    lengths = row_lengths(data["train"])
+    torch.backends.cuda.matmul.allow_tf32 = True  # the fp32 leftovers of mixed precision use tensor cores
+    # cpu=True on a GPU-less host: accelerate then runs N launched processes as MULTI_CPU (gloo), not N copies.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(args.precision),
+                              gradient_accumulation_steps=args.gradient_accumulation_steps,
+                              dynamo_plugin=compile_plugin(args, lengths),
+                              kwargs_handlers=[DistributedDataParallelKwargs(gradient_as_bucket_view=True)])
+    set_seed(args.seed)
+    source = model_source(args)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = udf.function("load_model")(source, labels, args.init)
+    return accelerator, labels, data, tokenizer, model
+
+
+def make_optimizer(model, args):
+    import torch
+
+    decay = [p for _, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for _, p in model.named_parameters() if p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=args.learning_rate,
+                             fused=torch.cuda.is_available())

@@ -1,0 +1,91 @@
+"""The layers, from the import graph: dependencies point inward only, and modules stay small.
+
+steps/ imports nothing of pipelines/; pipelines.spec imports no other layer; pipelines.compile nothing of
+local, aws or the commands; pipelines.local nothing of aws; pipelines.aws nothing of local. Imports inside
+functions count too. A violation names the file, the line and the import.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+FORBIDDEN = {  # layer → the layers it may not import
+    "steps": ("pipelines",),
+    "pipelines.spec": ("pipelines.compile", "pipelines.local", "pipelines.aws", "pipelines.commands", "pipelines.cli"),
+    "pipelines.compile": ("pipelines.local", "pipelines.aws", "pipelines.commands", "pipelines.cli"),
+    "pipelines.local": ("pipelines.aws", "pipelines.commands", "pipelines.cli"),
+    "pipelines.aws": ("pipelines.local", "pipelines.commands", "pipelines.cli"),
+}
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
+
+
+def sources() -> list[Path]:
+    return sorted(p for folder in ("pipelines", "steps") for p in (ROOT / folder).rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(module: str) -> str | None:
+    return next((layer for layer in sorted(FORBIDDEN, key=len, reverse=True)
+                 if module == layer or module.startswith(layer + ".")), None)
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+            out += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return out
+
+
+def violations(path: Path) -> list[str]:
+    layer = layer_of(module_name(path))
+    if layer is None:
+        return []
+    rel = path.relative_to(ROOT)
+    return [f"{rel}:{line}: imports {target} ({layer} may not import {banned})"
+            for line, target in imports(path) for banned in FORBIDDEN[layer]
+            if target == banned or target.startswith(banned + ".")]
+
+
+def test_every_module_belongs_to_a_layer_or_the_front_door():
+    loose = [module_name(p) for p in sources() if layer_of(module_name(p)) is None]
+    assert sorted(loose) == ["pipelines", "pipelines.__main__", "pipelines.cli", "pipelines.commands",
+                             *sorted(m for m in loose if m.startswith("pipelines.commands."))]
+
+
+def test_dependencies_point_inward_only():
+    found = [v for path in sources() for v in violations(path)]
+    assert found == [], "\n".join(found)
+
+
+def test_the_checker_names_an_offending_import(tmp_path, monkeypatch):
+    bad = ROOT / "pipelines" / "spec" / "_layer_probe.py"
+    bad.write_text("def f():\n    from pipelines.compile.plan import plan\n    return plan\n", encoding="utf-8")
+    try:
+        assert violations(bad) == ["pipelines/spec/_layer_probe.py:2: imports pipelines.compile.plan "
+                                   "(pipelines.spec may not import pipelines.compile)",
+                                   "pipelines/spec/_layer_probe.py:2: imports pipelines.compile.plan.plan "
+                                   "(pipelines.spec may not import pipelines.compile)"]
+    finally:
+        bad.unlink()
+
+
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_modules_and_functions_stay_small(path):
+    text = path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path.name}: {len(text.splitlines())} lines"
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert long == [], f"{path.name}: {long}"
