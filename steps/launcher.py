@@ -2,9 +2,12 @@
 
     python -m steps.launcher train                # a Training or Tuning job (SageMaker passes "train")
     python -m steps.launcher prepare --seed 1 ... # a Processing job: the program and its arguments
+    python -m steps.launcher serve                # an endpoint or a batch transform (SageMaker passes "serve")
 
 Training starts ``accelerate launch`` over every GPU of every host listed in SageMaker's resource
-config (the same way for Training and Tuning jobs), then exports the best model on the main host.
+config (the same way for Training and Tuning jobs), then exports the best model on the main host and
+copies the code that trained it into the model artifact (``code/``): serving runs that same code, the
+experiment's encode_data included, since a hosting container receives no code channel.
 Standard library only: it runs before the code bundle is unpacked.
 """
 
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from steps import contract
 
-PROGRAMS = ("reconcile", "prepare", "train", "export", "evaluate")
+PROGRAMS = ("reconcile", "prepare", "train", "export", "evaluate", "serve")
 MASTER_PORT = "29500"
 
 
@@ -74,6 +77,24 @@ def accelerate_command(module: str) -> list[str]:
     return cmd + ["-m", module]
 
 
+def package_code(code_dir: Path, model_dir: Path) -> None:
+    """steps/ and the experiment folder into the model artifact, for the serving program."""
+    target = model_dir / "code"
+    shutil.rmtree(target, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(code_dir / "steps", target / "steps", ignore=ignore)
+    experiment = code_dir / "experiment"
+    experiment = experiment if experiment.is_dir() else Path(os.environ.get("SMPIPE_EXPERIMENT_DIR", "/nonexistent"))
+    if experiment.is_dir():
+        shutil.copytree(experiment, target / "experiment", ignore=ignore)
+
+
+def serving_code() -> Path:
+    """The code packaged with the model; by hand from a checkout, the checkout itself."""
+    packaged = contract.local(contract.TRAIN_MODEL_DIR) / "code"
+    return packaged if (packaged / "steps").is_dir() else Path(__file__).resolve().parent.parent
+
+
 def is_main_host() -> bool:
     cfg = contract.resource_config()
     return cfg["current_host"] == sorted(cfg["hosts"])[0]
@@ -105,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             rc = run(accelerate_command("steps.train"), env)
             if rc == 0 and is_main_host():
                 rc = run([sys.executable, "-m", "steps.export"], env)
+                if rc == 0:
+                    package_code(code_dir, contract.model_dir())
+        elif program == "serve":
+            rc = run([sys.executable, "-m", "steps.serve", *argv[1:]], program_env(serving_code()))
         else:
             code_dir = unpack_code(contract.local(contract.PROC_CODE))
             rc = run([sys.executable, "-m", f"steps.{program}", *argv[1:]], program_env(code_dir))

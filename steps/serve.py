@@ -1,0 +1,90 @@
+"""Serve: the model artifact behind SageMaker's hosting contract, for endpoints and batch transform.
+
+    python -m steps.launcher serve                      # in the image: how SageMaker starts it
+    python -m steps.serve --model-dir DIR --port 8080   # by hand (make serve does this)
+
+GET /ping answers 200 once the model is loaded; POST /invocations takes application/json,
+application/jsonlines or text/csv (steps/serve_formats.py) and answers in the Accept type. Requests that
+arrive together are batched on the device (steps/serve_batcher.py). A bad request gets a 4xx with
+{"error": "..."}; the server never stops for one. Port: SAGEMAKER_BIND_TO_PORT, else 8080.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations as objects.
+import argparse
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from steps import contract
+from steps.common import run_main
+
+MAX_BODY_MB = float(os.environ.get("SMPIPE_MAX_BODY_MB", "6"))  # SageMaker real-time payloads are at most 6 MB
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help=f"the unpacked model artifact (default {contract.TRAIN_MODEL_DIR})")
+    p.add_argument("--host", default=os.environ.get("SMPIPE_SERVE_HOST", "0.0.0.0"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")))
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with")
+    args = p.parse_args(argv)
+    args.model_dir = args.model_dir or contract.local(contract.TRAIN_MODEL_DIR)
+    return args
+
+
+def create_app(model_dir: Path, max_wait: float = 0.005):
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+
+    from steps.serve_batcher import Batcher
+    from steps.serve_formats import BadRequest, parse, render
+    from steps.serve_model import Predictor
+
+    predictor = Predictor(model_dir)
+    batcher = Batcher(predictor, max_wait=max_wait)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="smpipe model server", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.get("/ping")
+    async def ping():
+        return {"status": "ok", **predictor.describe(), "batches": batcher.batches, "requests": batcher.requests}
+
+    @app.get("/execution-parameters")
+    async def execution_parameters():  # what batch transform asks before it starts sending records
+        return {"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": int(MAX_BODY_MB)}
+
+    @app.post("/invocations")
+    async def invocations(request: Request):
+        try:
+            declared = int(request.headers.get("content-length") or 0)
+            body = b"" if declared > MAX_BODY_MB * 2**20 else await request.body()
+            if max(declared, len(body)) > MAX_BODY_MB * 2**20:
+                raise BadRequest(413, f"the body is larger than {MAX_BODY_MB:g} MB; send fewer texts per request")
+            texts, kind = parse(body, request.headers.get("content-type"))
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        content, media = render(await batcher.predict(texts), kind, request.headers.get("accept"))
+        return Response(content=content, media_type=media)
+
+    return app
+
+
+def main(argv=None) -> int:
+    import uvicorn
+
+    args = parse_args(argv)
+    app = create_app(args.model_dir, args.max_wait_ms / 1000)  # the model loads before the port opens
+    print(f"serving {args.model_dir} on http://{args.host}:{args.port} (POST /invocations, GET /ping)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=75)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,99 @@
+"""The model behind the serving program: the exported artifact, encoded the way training encoded it.
+
+A model artifact holds the TorchScript traces (model.pt for CPU, model.cuda.pt for GPU), the tokenizer
+(hf/), labels.json and prepare_model.json (max_length and the long-document strategy of training), so a
+served document is cut into windows exactly as the training documents were and the windows' logits are
+averaged back into one prediction per document. Nothing is set twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from steps import contract, inference, udf
+from steps.common import StepError
+
+BUDGET = {"cuda": (32768, 512), "cpu": (8192, 64)}  # (padded tokens, rows) in one forward pass
+MULTIPLE = 8
+
+
+@dataclass
+class Encoded:
+    """One request's documents as windows of token ids; ``doc`` maps each window to its document."""
+
+    windows: list[list[int]]
+    doc: list[int]
+    documents: int
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(w) for w in self.windows)
+
+
+class Predictor:
+    def __init__(self, model_dir: Path):
+        from transformers import AutoTokenizer
+
+        if not (model_dir / "labels.json").is_file():
+            raise StepError(f"{model_dir} is not an exported model (labels.json missing): serve a model.tar.gz "
+                            "written by a training job")
+        self.module, self.device, self.keys = inference.load(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "hf"))
+        self.labels = contract.read_json(model_dir / "labels.json")["labels"]
+        self.settings = contract.read_json(model_dir / "prepare_model.json", {"max_length": 512, "long_documents": "head"})
+        self.encode_fn = udf.function("encode_data")
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.tokens, self.rows = BUDGET[self.device]
+
+    def describe(self) -> dict:
+        return {"labels": self.labels, "device": self.device, "max_length": int(self.settings["max_length"]),
+                "long_documents": self.settings["long_documents"]}
+
+    def encode(self, texts: list[str]) -> Encoded:
+        """Thread-safe (the fast tokenizer releases the GIL): request handlers call it concurrently."""
+        batch = {"text": list(texts), "labels": [0] * len(texts), "doc_id": list(range(len(texts)))}
+        out = self.encode_fn(batch, self.tokenizer, self.settings)
+        return Encoded([list(ids) for ids in out["input_ids"]], [int(d) for d in out["doc_id"]], len(texts))
+
+    def forward(self, windows: list[list[int]]) -> np.ndarray:
+        """Logits of every window, in order; length-sorted batches within the token budget."""
+        import torch
+
+        lengths = [len(w) for w in windows]
+        out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
+            for idx in inference.plan(lengths, self.tokens, self.rows):
+                ids, mask = self._pad([windows[i] for i in idx])
+                tensors = {"input_ids": ids, "attention_mask": mask}
+                logits = self.module(*[tensors[k].to(self.device) for k in self.keys])
+                out[idx] = logits.float().cpu().numpy()
+        return out
+
+    def _pad(self, rows: list[list[int]]):
+        import torch
+
+        width = -(-max(len(r) for r in rows) // MULTIPLE) * MULTIPLE
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)], mask[i, :len(row)] = row, 1
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+
+    def predictions(self, encoded: Encoded, logits: np.ndarray) -> list[dict]:
+        """Mean of each document's window logits, then softmax: one prediction per document."""
+        sums = np.zeros((encoded.documents, logits.shape[1]), dtype=np.float64)
+        np.add.at(sums, np.asarray(encoded.doc, dtype=np.int64), logits)
+        counts = np.bincount(encoded.doc, minlength=encoded.documents)[:, None]
+        mean = sums / np.maximum(counts, 1)
+        probs = np.exp(mean - mean.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        return [{"label": self.labels[int(p.argmax())], "score": round(float(p.max()), 6),
+                 "probabilities": {name: round(float(v), 6) for name, v in zip(self.labels, p, strict=True)}}
+                for p in probs]
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        encoded = self.encode(texts)
+        return self.predictions(encoded, self.forward(encoded.windows))
