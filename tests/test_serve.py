@@ -1,0 +1,138 @@
+"""The serving program over real sockets on 127.0.0.1, started as SageMaker starts it (launcher `serve`)
+on artifacts that training wrote: every content type, bad requests, concurrency, long documents, ping."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from serving import Server, post_json, request
+from test_steps_train import run, training_sandbox
+from tiny import TOPICS, make_texts, write_jsonl
+
+from steps import contract
+
+HP = {"epochs": "3", "batch_size": "16", "learning_rate": "0.003", "seed": "3"}
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory, tiny_model) -> dict[str, Path]:
+    """Two trained models: windows of 32 tokens cut at the head, and sliding windows (stride 8)."""
+    root = tmp_path_factory.mktemp("serving")
+    write_jsonl(root / "rec" / "data.jsonl", [{"doc_id": i, **r} for i, r in enumerate(make_texts(40, words=30))])
+    (root / "pre").mkdir()
+    for name in ("head", "slide"):
+        (root / "pre" / name).symlink_to(tiny_model)
+    run([sys.executable, "-m", "steps.prepare", "--input", str(root / "rec"), "--pretrained", str(root / "pre"),
+         "--output", str(root / "out"), "--model", "head:32:head:0:", "--model", "slide:16:sliding:4:"])
+    out = {}
+    for name in ("head", "slide"):
+        opt_ml = training_sandbox(root / name, root / "out" / name, tiny_model, {**HP, "model_name": name})
+        run([sys.executable, "-m", "steps.launcher", "train"], env={contract.OPT_ML_ENV: str(opt_ml)})
+        out[name] = opt_ml
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(artifacts):
+    with Server(artifacts["head"], env={"SMPIPE_MAX_BODY_MB": "0.05"}) as running:
+        yield running
+
+
+def test_training_packaged_its_code_and_ping_describes_the_model(artifacts, server):
+    assert (artifacts["head"] / "model" / "code" / "steps" / "serve.py").is_file()
+    status, kind, body = request(server.port, "/ping")
+    assert status == 200 and kind.startswith("application/json")
+    assert json.loads(body)["labels"] == sorted(TOPICS) and json.loads(body)["long_documents"] == "head"
+
+
+def test_json_in_every_accepted_shape(server):
+    one = post_json(server.port, "the match ended with a late goal by the home team")
+    assert len(one) == 1 and one[0]["label"] in TOPICS
+    assert abs(sum(one[0]["probabilities"].values()) - 1) < 1e-4 and one[0]["score"] == max(one[0]["probabilities"].values())
+    many = post_json(server.port, ["bake the flour with butter and sugar", "the rocket reached orbit", ""])
+    assert len(many) == 3
+    status, _, body = request(server.port, "/invocations", json.dumps(["a bare list", "of texts"]).encode())
+    assert status == 200 and len(json.loads(body)["predictions"]) == 2
+
+
+def test_json_lines_and_csv_answer_one_line_per_input_line(server):
+    lines = '"the coach praised the team"\n{"inputs": "garlic and onion in the pan"}\n{"text": "a comet"}\n\n"x"\n'
+    status, kind, body = request(server.port, "/invocations", lines.encode(), "application/jsonlines")
+    out = body.decode().splitlines()
+    assert status == 200 and kind.startswith("application/jsonlines") and len(out) == 5
+    assert all(json.loads(line)["label"] in TOPICS for line in out)
+    csv_body = 'the referee, the ball and the stadium\n"salt, sugar, and butter",extra column\n'
+    status, kind, body = request(server.port, "/invocations", csv_body.encode(), "text/csv")
+    rows = body.decode().splitlines()
+    assert status == 200 and kind.startswith("text/csv") and len(rows) == 2 and rows[0].split(",")[0] in TOPICS
+    status, kind, body = request(server.port, "/invocations", b'{"inputs": ["a"]}', accept="application/jsonlines")
+    assert kind.startswith("application/jsonlines") and json.loads(body)["label"] in TOPICS
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "message"), [
+    (b"text", "text/plain", 415, "content type 'text/plain' is not supported"),
+    (b"", "application/json", 400, "the request body is empty"),
+    (b"{not json", "application/json", 400, "invalid JSON at line 1, column 2"),
+    (b'{"text": "a"}', "application/json", 400, 'needs an "inputs" field'),
+    (b'{"inputs": ["a", 3]}', "application/json", 400, '"inputs"[1] is int, not a string'),
+    (b'{"inputs": {"a": 1}}', "application/json", 400, "must be a string or a list of strings, not dict"),
+    (b'{"inputs": []}', "application/json", 400, "no texts in the request"),
+    (b'"ok"\n[1, 2]\n', "application/jsonlines", 400, "line 2: expected a JSON string"),
+    (b'"ok"\n{broken\n', "application/jsonlines", 400, "line 2 is not JSON"),
+    (b"\xff\xfe", "text/csv", 400, "not UTF-8"),
+    (b'{"inputs": "' + b"x" * 60000 + b'"}', "application/json", 413, "larger than 0.05 MB"),
+])
+def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_lives_on(server, body, content_type, status, message):
+    got, kind, answer = request(server.port, "/invocations", body, content_type)
+    assert got == status and kind.startswith("application/json")
+    assert message in json.loads(answer)["error"]
+    assert request(server.port, "/ping")[0] == 200
+
+
+def test_concurrent_clients_are_batched_and_get_their_own_answers(server):
+    texts = [r["text"] for r in make_texts(8, seed=9, words=20)]
+    expected = {t: post_json(server.port, t)[0]["label"] for t in texts}
+    before = json.loads(request(server.port, "/ping")[2])
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        got = list(pool.map(lambda t: (t, post_json(server.port, t)[0]["label"]), texts * 6))
+    assert all(label == expected[text] for text, label in got)
+    after = json.loads(request(server.port, "/ping")[2])
+    requests, batches = after["requests"] - before["requests"], after["batches"] - before["batches"]
+    assert requests == len(got) and batches < requests  # several requests shared a forward pass
+
+
+def test_ping_stays_fast_while_a_large_batch_runs(server):
+    lines = "".join(json.dumps(f"{r['text']} {i}") + "\n" for i, r in enumerate(make_texts(60, words=25)))
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(r=request(server.port, "/invocations", lines.encode()[:50000],
+                                                                   "application/jsonlines")))
+    worker.start()
+    time.sleep(0.05)
+    latencies = []
+    while worker.is_alive() and len(latencies) < 20:
+        started = time.perf_counter()
+        assert request(server.port, "/ping", timeout=5)[0] == 200
+        latencies.append(time.perf_counter() - started)
+    worker.join()
+    assert done["r"][0] == 200
+    assert max(latencies, default=0) < 1.0
+
+
+def test_long_documents_use_the_training_strategy(artifacts):
+    sys.path.insert(0, str(artifacts["slide"] / "model" / "code"))
+    from steps.serve_model import Predictor
+
+    predictor = Predictor(artifacts["slide"] / "model")
+    long_text = " ".join(["orbit rocket planet star galaxy telescope"] * 40)
+    encoded = predictor.encode([long_text, "short cake"])
+    windows = sum(1 for d in encoded.doc if d == 0)
+    assert windows > 10 and all(len(w) <= 16 for w in encoded.windows)  # max_length 16, stride 4
+    with Server(artifacts["slide"]) as running:
+        answer = post_json(running.port, [long_text, "short cake"])
+    assert len(answer) == 2 and answer[0]["label"] == predictor.predict([long_text])[0]["label"]
