@@ -30,6 +30,7 @@ tune:
   max_parallel_jobs: 1
 gate: {{metric: test:accuracy, threshold: 0.0}}
 register: {{group: tiny-group, approval: Approved}}
+transform: {{source: {score}, content_type: text/csv, max_payload_mb: 1}}
 """
 
 
@@ -41,9 +42,11 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def experiment(tmp_path_factory, tiny_model) -> dict:
     root = tmp_path_factory.mktemp("e2e")
     write_jsonl(root / "raw" / "data.jsonl", make_texts(30))
+    (root / "score").mkdir()
+    (root / "score" / "new.csv").write_text("".join(f'"{r["text"]}, again"\n' for r in make_texts(4, seed=5)))
     spec = root / "EXP-0100-tiny-tuning" / "experiment.yaml"
     spec.parent.mkdir()
-    spec.write_text(SPEC.format(data=root / "raw", model=tiny_model), encoding="utf-8")
+    spec.write_text(SPEC.format(data=root / "raw", model=tiny_model, score=root / "score"), encoding="utf-8")
     store, runs = root / "store", root / "runs"
     result = cli("local", str(spec), "--store", str(store), "--runs", str(runs))
     return {"spec": spec, "store": store, "runs": runs, "result": result, "root": root}
@@ -56,7 +59,8 @@ def test_tuning_experiment_runs_end_to_end(experiment):
     steps = state["steps"]
     assert {n: s["status"] for n, s in steps.items()} == {
         "Reconcile": "Succeeded", "Prepare": "Succeeded", "Tune-tiny": "Succeeded", "Evaluate": "Succeeded",
-        "Gate": "Succeeded", "Register": "Succeeded", "MetricBelowThreshold": "NotRun"}
+        "Gate": "Succeeded", "Register": "Succeeded", "MetricBelowThreshold": "NotRun", "BestModel": "Succeeded",
+        "Transform": "Succeeded"}
     summaries = steps["Tune-tiny"]["properties"]["TrainingJobSummaries"]
     assert len(summaries) == 3
     values = [s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for s in summaries]
@@ -65,6 +69,10 @@ def test_tuning_experiment_runs_end_to_end(experiment):
     registered = json.loads((experiment["runs"] / "registry" / "tiny-group" / "1.json").read_text())
     assert registered["ModelApprovalStatus"] == "Approved" and registered["ModelDataUrl"].endswith("/best-model/model.tar.gz")
     assert "leaderboard (test set)" in result.stdout and "report:" in result.stdout
+    output = steps["Transform"]["properties"]["TransformOutput"]["S3OutputPath"]
+    assert output.endswith(f"/runs/{state['execution_id']}/transform")
+    scored = (experiment["store"] / output[5:] / "new.csv.out").read_text().splitlines()
+    assert len(scored) == 12 and all(line.split(",")[0] in ("sports", "cooking", "space") for line in scored)
 
 
 def test_broken_metric_regex_fails_the_tuning_step(experiment):

@@ -80,6 +80,12 @@ CASES = [
     ("schedule-approval-typo", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s'}\n"
                                     "schedules: [{name: n, rate: 1 day, parameters: {ApprovalStatus: Aproved}}]\n"),
      "did you mean 'Approved'?", 7),
+    ("transform-needs-evaluate", spec("steps: {evaluate: false, register: false}\ntransform: {source: s3://bucket-b/new/}\n"),
+     "scores with the best model, which evaluate picks", 7),
+    ("transform-bad-content-type", spec("transform: {source: s3://bucket-b/new/, content_type: text/plain}\n"),
+     "transform.content_type", 6),
+    ("transform-instance-not-offered", spec("transform: {source: s3://bucket-b/new/}\nresources: {transform: "
+                                            "{instance_type: ml.p5.48xlarge}}\n"), "not a transform instance type", 7),
     ("s3-folder-without-slash", spec("data: {source: s3://bucket-a/raw}\n", head="name: EXP-0042-minimal\n"),
      "s3://bucket-a/raw has no final '/'", 5),
     ("schedule-source-without-slash", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s'}\n"

@@ -18,7 +18,7 @@ def _arn_parts(plan: Plan) -> tuple[str, str, str]:
 
 def read_uris(plan: Plan) -> list[str]:
     """Every s3:// URI the spec can make a job read: defaults, schedule overrides, pretrained models."""
-    uris = {str(plan.parameters["DataSource"].default)}
+    uris = {str(plan.parameters[name].default) for name in ("DataSource", "TransformSource") if name in plan.parameters}
     uris |= {str(v) for s in plan.spec.schedules for v in s.parameters.values() if str(v).startswith("s3://")}
     uris |= {m.pretrained_uri for m in plan.models if m.pretrained_uri}
     return sorted(u for u in uris if u.startswith("s3://"))
@@ -57,17 +57,20 @@ def _s3_statements(plan: Plan) -> list[dict]:
 
 
 def _job_statements(plan: Plan, jobs: str) -> list[dict]:
-    job_arns = [f"{jobs}:processing-job/*", f"{jobs}:training-job/*", f"{jobs}:hyper-parameter-tuning-job/*"]
+    job_arns = [f"{jobs}:processing-job/*", f"{jobs}:training-job/*", f"{jobs}:hyper-parameter-tuning-job/*",
+                f"{jobs}:transform-job/*", f"{jobs}:model/*"]
     aws = plan.spec.aws
     return [
         {"Sid": "CreateTaggedJobs", "Effect": "Allow",
          "Action": ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob",
-                    "sagemaker:CreateHyperParameterTuningJob", "sagemaker:AddTags"],
+                    "sagemaker:CreateHyperParameterTuningJob", "sagemaker:CreateTransformJob", "sagemaker:CreateModel",
+                    "sagemaker:AddTags"],
          "Resource": job_arns, "Condition": {"StringEquals": {"aws:RequestTag/smpipe:experiment": plan.spec.name}}},
         {"Sid": "WatchJobs", "Effect": "Allow",
          "Action": ["sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob",
-                    "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:StopProcessingJob",
-                    "sagemaker:StopTrainingJob", "sagemaker:StopHyperParameterTuningJob", "sagemaker:ListTags"],
+                    "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:DescribeTransformJob",
+                    "sagemaker:DescribeModel", "sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob",
+                    "sagemaker:StopHyperParameterTuningJob", "sagemaker:StopTransformJob", "sagemaker:ListTags"],
          "Resource": job_arns, "Condition": {"StringEquals": {"aws:ResourceTag/smpipe:experiment": plan.spec.name}}},
         {"Sid": "PassOwnRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": aws.role,
          "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}},

@@ -16,6 +16,8 @@ OPERATIONS = {
     "Training": ("CreateTrainingJob", {"TrainingJobName": "placeholder"}),
     "Tuning": ("CreateHyperParameterTuningJob", {"HyperParameterTuningJobName": "placeholder"}),
     "RegisterModel": ("CreateModelPackage", {}),
+    "Model": ("CreateModel", {"ModelName": "placeholder"}),
+    "Transform": ("CreateTransformJob", {"TransformJobName": "placeholder"}),
 }
 EXPRESSIONS = ("Get", "Std:Join", "Std:JsonGet")
 PLACEHOLDERS = {"string": "s3://placeholder/key", "integer": 1, "long": 1, "float": 1.0, "double": 1.0,

@@ -45,16 +45,21 @@ def _quiet():
 def definition(plan: Plan) -> str:
     with _quiet(), offline():
         raw = json.loads(pipeline(plan).definition())
-    _tag_model_packages(raw["Steps"], tags(plan.spec))
+    _complete_model_steps(raw["Steps"], plan.spec)
     return json.dumps(raw, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _tag_model_packages(steps: list, experiment_tags: list[dict]) -> None:
-    """ModelBuilder.register() takes no tags, but CreateModelPackage does: the model package carries the
-    experiment's tags like every job (cost allocation, ownership)."""
+def _complete_model_steps(steps: list, spec) -> None:
+    """What ModelBuilder cannot say but CreateModelPackage and CreateModel take: the experiment's tags on the
+    model package and the model (cost allocation, ownership), and the model's network settings, the same
+    as every job's."""
     for step in steps:
-        if step["Type"] == "RegisterModel":
-            step["Arguments"]["Tags"] = experiment_tags
-        elif step["Type"] == "Condition":
-            _tag_model_packages(step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", []),
-                                experiment_tags)
+        args = step["Arguments"]
+        if step["Type"] in ("RegisterModel", "Model"):
+            args["Tags"] = tags(spec)
+        if step["Type"] == "Model":
+            args["EnableNetworkIsolation"] = spec.aws.network_isolation
+            if spec.aws.subnets:
+                args["VpcConfig"] = {"Subnets": list(spec.aws.subnets), "SecurityGroupIds": list(spec.aws.security_groups)}
+        if step["Type"] == "Condition":
+            _complete_model_steps(args.get("IfSteps", []) + args.get("ElseSteps", []), spec)

@@ -46,7 +46,9 @@ def plan(loaded: Loaded) -> Plan:
     uploads: dict[str, Path] = {}
     data_source = _asset(spec.data.source, f"{base_uri}/assets/raw", loaded, uploads, content_addressed=True)
     models = tuple(_model(spec, m, base_uri, loaded, uploads) for m in spec.models)
-    parameters = declare(spec, data_source)
+    transform = spec.transform and _asset(spec.transform.source, f"{base_uri}/assets/transform", loaded, uploads,
+                                          content_addressed=True)
+    parameters = declare(spec, data_source, transform)
     return Plan(spec=spec, pipeline_name=spec.name, base_uri=base_uri, code_uri=code_uri, code_sha256=sha,
                 parameters=parameters, models=models, uploads=uploads, code_bundle=code)
 

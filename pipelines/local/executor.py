@@ -21,9 +21,10 @@ from pipelines.local.cache import StepCache
 from pipelines.local.graph import dependencies, descendants, flatten, parameter_values
 from pipelines.local.jobs import Job, JobFailed, run_processing, run_training
 from pipelines.local.store import LocalStore
+from pipelines.local.transform import create_model, run_transform
 from pipelines.local.tuning import tune
 
-JOB_TYPES = {"Processing", "Training", "Tuning"}
+JOB_TYPES = {"Processing", "Training", "Tuning", "Transform"}
 
 
 @dataclass
@@ -117,6 +118,9 @@ class Execution:
         elif kind == "Fail":
             message = ex.evaluate(step["Arguments"].get("ErrorMessage", ""), self.scope)
             raise JobFailed(f"Fail step {name}: {message}")
+        elif kind == "Model":
+            properties = create_model(self.folder / "models", self.execution_id, name, ex.evaluate(step["Arguments"],
+                                                                                                   self.scope))
         elif kind == "RegisterModel":
             properties = self._register(name, ex.evaluate(step["Arguments"], self.scope))
         else:
@@ -134,6 +138,8 @@ class Execution:
             return run_processing(self._job(name), args)
         if kind == "Training":
             return run_training(self._job(name), args, args.get("HyperParameters", {}))
+        if kind == "Transform":
+            return run_transform(self._job(name), args, self.folder / "models")
 
         def trial(job_name: str, hyperparameters: dict) -> dict:
             return run_training(self._job(job_name), args["TrainingJobDefinition"], hyperparameters, trial=True)

@@ -113,6 +113,9 @@ def summarise(outcome: Outcome, options: Options) -> None:
     evaluate = outcome.steps.get("Evaluate", {})
     if evaluate.get("status") in ("Succeeded", "Cached"):
         _leaderboard(console, evaluate["properties"], options)
+    transform = outcome.steps.get("Transform", {})
+    if transform.get("status") in ("Succeeded", "Cached") and hasattr(options.store, "root"):
+        console.print(f"batch transform: {options.store.path(transform['properties']['TransformOutput']['S3OutputPath'])}")
     if outcome.failure:
         console.print(f"[red]failed:[/red] {outcome.failure}")
         console.print(RETRY_HINT.format(id=outcome.execution_id))

@@ -26,6 +26,12 @@ PLACEHOLDER_ACCOUNT = "000000000000"
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
 
+def s3_or_local(value: str) -> str:
+    if "://" in value and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", value):
+        raise ValueError("only s3:// URIs or local paths are supported")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -80,9 +86,7 @@ class Data(Strict):
     @field_validator("source")
     @classmethod
     def _source(cls, value: str) -> str:
-        if "://" in value and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", value):
-            raise ValueError("only s3:// URIs or local paths are supported")
-        return value
+        return s3_or_local(value)
 
 
 class ModelSpec(Strict):
@@ -116,6 +120,7 @@ class AllResources(Strict):
     processing: Resources = Resources()
     training: Resources = Resources(instance_type="ml.g5.2xlarge")
     evaluation: Resources = Resources(instance_type="ml.g5.xlarge")
+    transform: Resources = Resources(instance_type="ml.m5.xlarge", max_runtime_s=3600)
     gpus: bool | None = Field(None, description="true = training must run on GPU instances")
 
 
@@ -191,6 +196,22 @@ class Register(Strict):
     inference_instances: list[Annotated[str, Field(pattern=INSTANCE_RE)]] = ["ml.g5.xlarge", "ml.m5.xlarge"]
 
 
+class Transform(Strict):
+    """Batch transform of new data with the model this execution registers (the best of a comparison)."""
+
+    source: str = Field(..., min_length=1, description="s3://bucket/prefix/ or a local folder of files to score "
+                        "(a Studio parameter, TransformSource)")
+    content_type: Literal["application/jsonlines", "text/csv"] = Field(
+        "application/jsonlines", description="one text per line: a JSON string or {\"text\": ...}; or CSV, first column")
+    max_payload_mb: int = Field(6, ge=1, le=100, description="records are sent in requests of at most this size")
+    max_concurrent_transforms: int = Field(2, ge=1, le=64)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        return s3_or_local(value)
+
+
 class Schedule(Strict):
     name: str = Field(..., pattern=r"^[0-9a-zA-Z-_.]{1,40}$")
     cron: str | None = None
@@ -240,6 +261,7 @@ class Experiment(Strict):
     tune: Tune | None = None
     gate: Gate = Gate()
     register: Register = Register()
+    transform: Transform | None = None
     schedules: list[Schedule] = []
     tracking: Tracking = Tracking()
     caching: Caching = Caching()

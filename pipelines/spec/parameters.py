@@ -29,7 +29,7 @@ class Parameter:
     enum: tuple[str, ...] | None = None
 
 
-def declare(spec: Experiment, data_source: str) -> dict[str, Parameter]:
+def declare(spec: Experiment, data_source: str, transform_source: str | None = None) -> dict[str, Parameter]:
     hp, res = spec.train.hyperparameters, spec.resources
     rows = [
         ("DataSource", "String", data_source),
@@ -42,6 +42,8 @@ def declare(spec: Experiment, data_source: str) -> dict[str, Parameter]:
         ("GateThreshold", "Float", spec.gate.threshold),
         ("ApprovalStatus", "String", spec.register.approval),
     ]
+    if spec.transform:
+        rows.append(("TransformSource", "String", transform_source or spec.transform.source))
     return {name: Parameter(name, kind, default, _enum(name, default)) for name, kind, default in rows}
 
 

@@ -44,6 +44,7 @@ def check(spec: Experiment, doc: Sourced) -> list[Problem]:
 def _s3_prefixes(spec: Experiment, add) -> None:
     """A folder URI without its final '/' is a key prefix to SageMaker: s3://b/data also reads s3://b/data-old/."""
     uris = [(("data", "source"), spec.data.source)]
+    uris += [(("transform", "source"), spec.transform.source)] if spec.transform else []
     uris += [(("models", i, "source"), m.source) for i, m in enumerate(spec.models)]
     uris += [(("schedules", i, "parameters", k), str(v)) for i, s in enumerate(spec.schedules)
              for k, v in s.parameters.items()]
@@ -70,6 +71,9 @@ def _steps(spec: Experiment, add) -> None:
     if spec.steps.register and not spec.steps.evaluate:
         add(("steps", "register"), "register needs evaluate (the gate reads evaluation.json)",
             "enable steps.evaluate or disable steps.register")
+    if spec.transform and not spec.steps.evaluate:
+        add(("transform",), "a batch transform scores with the best model, which evaluate picks",
+            "enable steps.evaluate or remove transform")
     if spec.steps.register and not spec.register.group:
         add(("register",), "register.group (the model package group) is required when registering",
             "e.g. register: {group: my-classifier}")
@@ -153,7 +157,8 @@ def _metrics(spec: Experiment, add) -> None:
 
 
 def _resources(spec: Experiment, add) -> None:
-    for step, kind in (("processing", "processing"), ("training", "training"), ("evaluation", "processing")):
+    for step, kind in (("processing", "processing"), ("training", "training"), ("evaluation", "processing"),
+                       ("transform", "transform")):
         instance_type = getattr(spec.resources, step).instance_type
         if instance_type not in LOCAL_INSTANCE_TYPES and instance_type not in api_enum(kind):
             close = difflib.get_close_matches(instance_type, api_enum(kind), n=1)
@@ -184,7 +189,7 @@ def _schedules(spec: Experiment, add) -> None:
         if schedule.name in names:
             add(("schedules", i, "name"), f"schedule name {schedule.name!r} is used twice")
         names.add(schedule.name)
-        declared = declare(spec, spec.data.source)
+        declared = declare(spec, spec.data.source, spec.transform and spec.transform.source)
         for name, value in schedule.parameters.items():
             for message in check_values(declared, {name: value}, spec.aws.kms_key):
                 add(("schedules", i, "parameters", name), message, "schedule values start real executions")

@@ -13,6 +13,7 @@ from pipelines.compile.builders.common import (
     s3_input,
     s3_output,
 )
+from pipelines.compile.builders.serving import CONTENT_TYPES, best_model_uri
 from pipelines.compile.builders.training import model_artifact
 from steps import contract
 
@@ -69,7 +70,7 @@ def build_gate(ctx: Context) -> None:
                     description="The best model did not reach the gate; nothing is registered.",
                     error_message=join(f"best model's {ctx.spec.gate.metric}", metric, "is below the threshold",
                                        threshold, on=" "))
-    if_steps = [ctx.steps["register"]] if "register" in ctx.steps else []
+    if_steps = [ctx.steps[k] for k in ("register", "best_model", "transform") if k in ctx.steps]
     ctx.steps["gate"] = ConditionStep(
         name="Gate", display_name=f"{ctx.spec.gate.metric} gate",
         description=f"Register the best model only if its {ctx.spec.gate.metric} >= GateThreshold.",
@@ -80,17 +81,21 @@ def build_gate(ctx: Context) -> None:
 def build_register(ctx: Context) -> None:
     if not (ctx.spec.steps.register and ctx.spec.steps.evaluate):
         return
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.mlops.workflow.model_step import ModelStep
     from sagemaker.serve.model_builder import ModelBuilder
 
     aws, reg = ctx.spec.aws, ctx.spec.register
-    best = join(output_uri(ctx, ctx.steps["evaluate"], contract.OUTPUT_BEST_MODEL), contract.BEST_MODEL_FILE)
-    builder = ModelBuilder(s3_model_data_url=best, image_uri=aws.image_uri, sagemaker_session=ctx.session,
+    builder = ModelBuilder(s3_model_data_url=best_model_uri(ctx), image_uri=aws.image_uri, sagemaker_session=ctx.session,
                            role_arn=aws.role)
+    transform_instances = sorted({*reg.inference_instances, ctx.spec.resources.transform.instance_type} - {"local"})
     ctx.steps["register"] = ModelStep(
         name="Register", display_name="Register best model",
-        description=f"Register the best model (TorchScript + tokenizer + id2label) in {reg.group}.",
+        description=f"Register the best model (TorchScript + tokenizer + id2label + serving code) in {reg.group}.",
         step_args=builder.register(
-            model_package_group_name=reg.group, content_types=["application/json"],
-            response_types=["application/json"], inference_instances=list(reg.inference_instances),
-            transform_instances=list(reg.inference_instances), approval_status=ctx.parameters["ApprovalStatus"]))
+            model_package_group_name=reg.group, content_types=CONTENT_TYPES, response_types=CONTENT_TYPES,
+            inference_instances=list(reg.inference_instances), transform_instances=transform_instances,
+            approval_status=ctx.parameters["ApprovalStatus"],
+            # Traceability: which execution produced the model (deploy names the endpoint after it).
+            customer_metadata_properties={"smpipe:experiment": ctx.spec.name,
+                                          "smpipe:execution-id": ExecutionVariables.PIPELINE_EXECUTION_ID}))
