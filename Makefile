@@ -31,6 +31,15 @@ local: venv model ## run an experiment end to end on this machine: make local ex
 	$(need_exp)
 	$(PY) -m pipelines local $(SPEC) $(args) $(if $(retry),--retry $(retry))
 
+serve: venv ## serve a locally registered model on 127.0.0.1: make serve exp=... [version=N] [port=8080]
+	$(need_exp)
+	$(PY) -m pipelines serve $(SPEC) $(args) $(if $(version),--version $(version)) --port $(or $(port),8080)
+
+invoke: venv ## classify a text with the local server: make invoke exp=... text="..." [port=8080]
+	$(need_exp)
+	@if [ -z "$(text)" ]; then echo 'error: text is required, e.g. make invoke exp=$(exp) text="Render the template"' >&2; exit 2; fi
+	@$(PY) -m pipelines invoke $(SPEC) --text "$(text)" --port $(or $(port),8080)
+
 definition: venv ## print the pipeline definition JSON: make definition exp=...
 	$(need_exp)
 	@$(PY) -m pipelines definition $(SPEC) $(args)
@@ -77,6 +86,14 @@ build-push: venv ## docker build the job image and push it to ECR (aws.image_uri
 	$(need_exp)
 	$(PY) -m pipelines build-push $(SPEC) $(args)
 
+deploy: venv ## endpoint for the latest Approved model package: make deploy exp=... [version=N]
+	$(need_exp)
+	$(PY) -m pipelines deploy $(SPEC) $(args) $(if $(version),--version $(version))
+
+undeploy: venv ## delete what deploy made: make undeploy exp=...
+	$(need_exp)
+	$(PY) -m pipelines undeploy $(SPEC) $(args)
+
 iam-policy: venv ## least-privilege policies for the execution role and the scheduler role
 	$(need_exp)
 	@$(PY) -m pipelines iam-policy $(SPEC) $(args)
@@ -103,5 +120,5 @@ bench: bench/out/assets/docs.jsonl.gz ## GPU benchmarks vs HF Trainer and batch-
 clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
-.PHONY: help venv model local definition validate plan golden schema lint test test-gpu clean new-exp \
+.PHONY: help venv model local serve invoke deploy undeploy definition validate plan golden schema lint test test-gpu clean new-exp \
 	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench

@@ -136,3 +136,45 @@ def test_long_documents_use_the_training_strategy(artifacts):
     with Server(artifacts["slide"]) as running:
         answer = post_json(running.port, [long_text, "short cake"])
     assert len(answer) == 2 and answer[0]["label"] == predictor.predict([long_text])[0]["label"]
+
+
+def test_make_serve_and_invoke_on_a_locally_registered_version(artifacts, write_spec, tmp_path):
+    import subprocess
+    import tarfile
+
+    from conftest import MINIMAL, ROOT
+    from serving import free_port
+
+    spec = write_spec(MINIMAL.replace("minimal-group", "tiny-group"))
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    archive = store / "b" / "runs" / "exec-1" / "best-model" / "model.tar.gz"
+    archive.parent.mkdir(parents=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in (artifacts["head"] / "model").iterdir():
+            tar.add(path, arcname=path.name)
+    (runs / "registry" / "tiny-group").mkdir(parents=True)
+    (runs / "registry" / "tiny-group" / "1.json").write_text(json.dumps({
+        "ModelPackageGroupName": "tiny-group", "ModelPackageVersion": 1, "ModelApprovalStatus": "Approved",
+        "ModelDataUrl": "s3://b/runs/exec-1/best-model/model.tar.gz", "PipelineExecutionId": "exec-1"}))
+    port = free_port()
+    common = ["--store", str(store), "--runs", str(runs), "--port", str(port)]
+    server = subprocess.Popen([sys.executable, "-m", "pipelines", "serve", str(spec), *common], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "tiny-group version 1 (Approved, execution exec-1)" in server.stdout.readline()
+        deadline = time.monotonic() + 60
+        while True:
+            result = subprocess.run([sys.executable, "-m", "pipelines", "invoke", str(spec), "--port", str(port),
+                                     "--text", "the rocket reached orbit", "--text", "bake a cake"],
+                                    cwd=ROOT, capture_output=True, text=True)
+            if result.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        lines = result.stdout.splitlines()
+        assert result.returncode == 0 and len(lines) == 2 and lines[0].split()[0] in TOPICS, result.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    missing = subprocess.run([sys.executable, "-m", "pipelines", "serve", str(spec), *common[:4], "--version", "7"],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode == 2 and "tiny-group has no version 7" in missing.stderr

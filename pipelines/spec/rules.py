@@ -164,6 +164,13 @@ def _resources(spec: Experiment, add) -> None:
             close = difflib.get_close_matches(instance_type, api_enum(kind), n=1)
             add(("resources", step, "instance_type"), f"{instance_type} is not a {kind} instance type SageMaker offers",
                 f"did you mean {close[0]}?" if close else "see the SageMaker pricing page for the instance types")
+    hosting = api_enum("hosting")
+    for loc, instance_type in [(("deploy", "instance_type"), spec.deploy.instance_type)] + [
+            (("register", "inference_instances", i), t) for i, t in enumerate(spec.register.inference_instances)]:
+        if instance_type not in hosting and instance_type not in LOCAL_INSTANCE_TYPES:
+            close = difflib.get_close_matches(instance_type, hosting, n=1)
+            add(loc, f"{instance_type} is not an endpoint instance type SageMaker offers",
+                f"did you mean {close[0]}?" if close else "see the SageMaker hosting instance types")
     for step in ("processing", "evaluation"):
         if getattr(spec.resources, step).instance_count != 1:
             add(("resources", step, "instance_count"), f"{step} runs on one instance (its programs are not sharded)",

@@ -1,0 +1,66 @@
+"""`make serve` / `make invoke`: a locally registered model version behind the same serving program an
+endpoint runs, on 127.0.0.1, and a client for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from pipelines.local.store import LocalStore
+from pipelines.spec.errors import fail
+
+
+def registered(registry: Path, group: str, version: int | None) -> dict:
+    folder = registry / group
+    versions = sorted(int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()) if folder.is_dir() else []
+    if not versions:
+        raise fail(str(folder), f"no model registered in {group} yet", hint="run the pipeline first: make local exp=…")
+    if version is not None and version not in versions:
+        raise fail(str(folder), f"{group} has no version {version}", hint=f"registered: {', '.join(map(str, versions))}")
+    return json.loads((folder / f"{version or versions[-1]}.json").read_text(encoding="utf-8"))
+
+
+def unpack(entry: dict, store: LocalStore, serving_root: Path) -> Path:
+    """The version's model.tar.gz unpacked into <serving_root>/<group>-v<N>/opt/ml/model (once)."""
+    opt_ml = serving_root / f"{entry['ModelPackageGroupName']}-v{entry['ModelPackageVersion']}" / "opt" / "ml"
+    model_dir = opt_ml / "model"
+    if not (model_dir / "labels.json").is_file():
+        archive = store.path(entry["ModelDataUrl"])
+        if not archive.is_file():
+            raise fail(entry["ModelDataUrl"], "the registered model artifact is not in the local store",
+                       hint="was .local-s3 cleaned? run the pipeline again")
+        staging = model_dir.with_name("model.partial")
+        staging.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(staging, filter="data")
+        staging.rename(model_dir)
+    return opt_ml
+
+
+def serve(opt_ml: Path, port: int, code_root: Path) -> int:
+    """Run the image's serving program in the foreground until Ctrl-C."""
+    env = {**os.environ, "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
+           "SAGEMAKER_BIND_TO_PORT": str(port), "PYTHONPATH": str(code_root)}
+    env.pop("SMPIPE_EXPERIMENT_DIR", None)
+    return subprocess.run([sys.executable, "-m", "steps.launcher", "serve"], env=env, cwd=opt_ml.parent,
+                          check=False).returncode
+
+
+def invoke(port: int, texts: list[str]) -> list[dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", method="POST",
+                                     data=json.dumps({"inputs": texts}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())["predictions"]
+    except urllib.error.HTTPError as exc:
+        raise fail("<command line>", f"the server answered {exc.code}: {exc.read().decode(errors='replace')[:300]}") from None
+    except OSError as exc:
+        raise fail("<command line>", f"no model server on 127.0.0.1:{port} ({exc})",
+                   hint="start one with make serve exp=… (and the same port=)") from None
