@@ -9,6 +9,7 @@ batch runs) and hands each request its own predictions.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +21,8 @@ from steps.serve_model import Encoded, Predictor
 class Batcher:
     def __init__(self, predictor: Predictor, max_wait: float = 0.005, tokenize_threads: int = 4):
         self.predictor, self.max_wait = predictor, max_wait
+        # 1 = one request per forward pass: the baseline `make bench` compares batching against.
+        self.max_requests = int(os.environ.get("SMPIPE_SERVE_MAX_REQUESTS", "1024"))
         self.queue: asyncio.Queue | None = None
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.tokenize_threads = ThreadPoolExecutor(max_workers=tokenize_threads, thread_name_prefix="tokenize")
@@ -47,7 +50,7 @@ class Batcher:
         first = await self.queue.get()
         taken, tokens = [first], first[0].tokens
         deadline = time.monotonic() + self.max_wait
-        while tokens < self.predictor.tokens:
+        while tokens < self.predictor.tokens and len(taken) < self.max_requests:
             remaining = deadline - time.monotonic()
             try:
                 item = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(), remaining)

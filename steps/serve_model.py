@@ -8,6 +8,7 @@ averaged back into one prediction per document. Nothing is set twice.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 from steps import contract, inference, udf
 from steps.common import StepError
 
-BUDGET = {"cuda": (32768, 512), "cpu": (8192, 64)}  # (padded tokens, rows) in one forward pass
+BUDGET = {"cuda": (32768, 512), "cpu": (1024, 16)}  # (padded tokens, rows) in one forward pass (measured: bench/serving.py)
 MULTIPLE = 8
 
 
@@ -46,7 +47,9 @@ class Predictor:
         self.settings = contract.read_json(model_dir / "prepare_model.json", {"max_length": 512, "long_documents": "head"})
         self.encode_fn = udf.function("encode_data")
         self.pad_id = self.tokenizer.pad_token_id or 0
-        self.tokens, self.rows = BUDGET[self.device]
+        tokens, rows = BUDGET[self.device]
+        self.tokens = int(os.environ.get("SMPIPE_SERVE_TOKENS", tokens))  # padded tokens in one forward pass
+        self.rows = int(os.environ.get("SMPIPE_SERVE_ROWS", rows))
 
     def describe(self) -> dict:
         return {"labels": self.labels, "device": self.device, "max_length": int(self.settings["max_length"]),

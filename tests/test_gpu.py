@@ -90,3 +90,14 @@ def test_bert_base_train_export_evaluate_on_one_and_two_gpus(prepared):
         Path(os.environ["SMPIPE_GPU_REPORT"]).write_text(json.dumps(figures, indent=2))
     print(json.dumps({k: v for k, v in figures.items() if k != "runs"}, indent=2))
     assert figures["test_macro_f1"] > 0.5
+    serve_on_gpu(Path(figures["runs"][0]["model_dir"]).parent)
+
+
+def serve_on_gpu(opt_ml: Path) -> None:
+    """The trained artifact behind the serving program: the bf16 CUDA trace, batched requests."""
+    from serving import Server, post_json, request
+
+    with Server(opt_ml) as server:
+        assert json.loads(request(server.port, "/ping")[2])["device"] == "cuda"
+        texts = [r["text"] for r in make_texts(20, seed=4, words=60)]
+        assert len(post_json(server.port, texts)) == len(texts)
