@@ -35,8 +35,12 @@ def docs(limit: int = 5000) -> list[dict]:
         return [json.loads(line) for _, line in zip(range(limit), fh, strict=False)]
 
 
+def pythonpath() -> str:
+    return os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+
+
 def run(cmd: list[str], **env) -> None:
-    full = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled", **env}
+    full = {**os.environ, "PYTHONPATH": pythonpath(), "WANDB_MODE": "disabled", **env}
     result = subprocess.run(cmd, cwd=ROOT, env=full, capture_output=True, text=True, check=False)
     if result.returncode:
         raise SystemExit(f"{' '.join(cmd[2:4])} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
@@ -97,7 +101,7 @@ async def load(port: int, texts: list[str], clients: int, seconds: float, warmup
 
 def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batching: bool) -> dict:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
+    env = {**os.environ, "PYTHONPATH": pythonpath(), "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
            "SAGEMAKER_BIND_TO_PORT": str(port), "SMPIPE_SERVE_MAX_REQUESTS": "1024" if batching else "1"}
     server = subprocess.Popen([sys.executable, "-m", "steps.launcher", "serve"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

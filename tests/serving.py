@@ -44,7 +44,8 @@ class Server:
 
     def __init__(self, opt_ml: Path, env: dict | None = None):
         self.port = free_port()
-        full = {**os.environ, "PYTHONPATH": str(ROOT), "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
+        path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        full = {**os.environ, "PYTHONPATH": path, "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
                 "SAGEMAKER_BIND_TO_PORT": str(self.port), **(env or {})}
         full.pop("SMPIPE_EXPERIMENT_DIR", None)
         self.log = opt_ml.parent / f"serve-{self.port}.log"
