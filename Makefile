@@ -114,11 +114,15 @@ bench-cpu: venv model bench/out/assets/docs.jsonl.gz ## CPU benchmarks: definiti
 bench/out/assets/docs.jsonl.gz: | venv model
 	$(PY) bench/assets.py
 
-bench: bench/out/assets/docs.jsonl.gz ## GPU benchmarks vs HF Trainer and batch-1 TorchScript (on a GPU machine; BENCH_PY=python3 to use its own torch)
+bench: bench/out/assets/docs.jsonl.gz ## GPU benchmarks vs HF Trainer and batch-1 TorchScript, then serving (on a GPU machine; BENCH_PY=python3 to use its own torch)
 	$(or $(BENCH_PY),$(PY)) bench/gpu.py
+	$(or $(BENCH_PY),$(PY)) bench/serving.py --model bert-base
+
+bench-serving: bench/out/assets/docs.jsonl.gz ## the serving program under 64 concurrent clients, batched vs one request at a time (CPU or GPU)
+	$(or $(BENCH_PY),$(PY)) bench/serving.py $(args)
 
 clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
 .PHONY: help venv model local serve invoke deploy undeploy definition validate plan golden schema lint test test-gpu clean new-exp \
-	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench
+	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-serving

@@ -58,7 +58,8 @@ def artifact(work: Path, model: str, rows: list[dict]) -> Path:
     run([sys.executable, "-m", "steps.prepare", "--input", str(work / "rec"), "--pretrained", str(work / "pre"),
          "--output", str(work / "prep"), "--model", "m:512:head:0:", "--splits", "0.8,0.1,0.1"])
     model_dir = work / "opt" / "ml" / "model"
-    net = AutoModelForSequenceClassification.from_pretrained(str(MODELS[model]), num_labels=len(labels)) \
+    net = AutoModelForSequenceClassification.from_pretrained(str(MODELS[model]), num_labels=len(labels),
+                                                             ignore_mismatched_sizes=True) \
         if (MODELS[model] / "model.safetensors").is_file() else AutoModelForSequenceClassification.from_config(
             __import__("transformers").AutoConfig.from_pretrained(str(MODELS[model]), num_labels=len(labels)))
     net.save_pretrained(str(model_dir / "hf"))
@@ -74,35 +75,107 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def load(port: int, texts: list[str], clients: int, seconds: float, warmup: float) -> dict:
-    import httpx
-
-    latencies, errors, stop_at = [], [0], time.perf_counter() + warmup + seconds
-    measure_from = time.perf_counter() + warmup
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=120) as client:
-        async def worker(offset: int) -> None:
-            i = offset
-            while time.perf_counter() < stop_at:
-                started = time.perf_counter()
-                response = await client.post("/invocations", json={"inputs": texts[i % len(texts)]})
-                done = time.perf_counter()
-                if response.status_code != 200:
-                    errors[0] += 1
-                elif started >= measure_from:
-                    latencies.append(done - started)
-                i += clients
-
-        await asyncio.gather(*(worker(k) for k in range(clients)))
-    latencies.sort()
-    return {"requests": len(latencies), "errors": errors[0], "requests_per_second": len(latencies) / seconds,
-            "p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))]}
+async def _client_loop(port: int, bodies: list[bytes], stop_at: float, measure_from: float, out: list) -> None:
+    """One keep-alive HTTP/1.1 connection sending requests back to back (raw asyncio streams: a Python HTTP
+    client library costs more per request than the server under test)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = 0
+    while time.perf_counter() < stop_at:
+        body = bodies[i % len(bodies)]
+        started = time.perf_counter()
+        writer.write(b"POST /invocations HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        await reader.readexactly(length)
+        if started >= measure_from:
+            out.append((time.perf_counter() - started, head.startswith(b"HTTP/1.1 200")))
+        i += 1
+    writer.close()
 
 
-def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batching: bool) -> dict:
+def _client_process(port: int, bodies: list[bytes], connections: int, stop_at: float, measure_from: float, queue) -> None:
+    async def run() -> list:
+        out: list = []
+        await asyncio.gather(*(_client_loop(port, bodies[k::connections] or bodies, stop_at, measure_from, out)
+                               for k in range(connections)))
+        return out
+
+    queue.put(asyncio.run(run()))
+
+
+def load(port: int, texts: list[str], clients: int, seconds: float, warmup: float) -> dict:
+    """``clients`` concurrent connections spread over several client processes (time.perf_counter is
+    system-wide on Linux, so the processes share one clock)."""
+    import multiprocessing
+
+    processes = max(1, min(8, clients // 8))
+    bodies = [json.dumps({"inputs": t}).encode() for t in texts]
+    measure_from = time.perf_counter() + warmup + 1
+    stop_at = measure_from + seconds
+    queue = multiprocessing.get_context("fork").Queue()
+    workers = [multiprocessing.get_context("fork").Process(
+        target=_client_process, args=(port, bodies[k::processes], clients // processes, stop_at, measure_from, queue))
+        for k in range(processes)]
+    for w in workers:
+        w.start()
+    samples = [s for _ in workers for s in queue.get()]
+    for w in workers:
+        w.join()
+    latencies = sorted(t for t, ok in samples if ok)
+    return {"requests": len(latencies), "errors": sum(1 for _, ok in samples if not ok),
+            "requests_per_second": len(latencies) / seconds, "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))]}
+
+
+def forward_profile(model_dir: Path, texts: list[str]) -> dict:
+    """Milliseconds of one encode + forward + predictions call by number of documents: the model's own cost."""
+    sys.path.insert(0, str(ROOT))
+    from steps.serve_model import Predictor
+
+    predictor, out = Predictor(model_dir), {}
+    for n in (1, 8, 32, 128):
+        for _ in range(3):
+            predictor.predict(texts[:n])
+        started, repeats = time.perf_counter(), 20
+        for k in range(repeats):
+            predictor.predict(texts[k * n % 1000:k * n % 1000 + n])
+        out[str(n)] = round(1000 * (time.perf_counter() - started) / repeats, 2)
+    return out
+
+
+def in_process(model_dir: Path, texts: list[str], clients: int, seconds: float = 5) -> dict:
+    """The batcher without HTTP: requests/s with one request per pass and with dynamic batching."""
+    from steps.serve_batcher import Batcher
+    from steps.serve_model import Predictor
+
+    predictor, out = Predictor(model_dir), {}
+
+    async def drive(max_requests: int) -> float:
+        os.environ["SMPIPE_SERVE_MAX_REQUESTS"] = str(max_requests)
+        batcher, done, stop = Batcher(predictor), [0], time.perf_counter() + seconds
+        batcher.start()
+
+        async def client(k: int) -> None:
+            while time.perf_counter() < stop:
+                await batcher.predict([texts[(k + done[0]) % len(texts)]])
+                done[0] += 1
+
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        await batcher.stop()
+        return done[0] / seconds
+
+    for mode, max_requests in (("one-at-a-time", 1), ("batched", 1024)):
+        out[mode] = round(asyncio.run(drive(max_requests)), 1)
+    os.environ.pop("SMPIPE_SERVE_MAX_REQUESTS", None)
+    return out
+
+
+def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batching: bool, workers: int = 1) -> dict:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": pythonpath(), "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
-           "SAGEMAKER_BIND_TO_PORT": str(port), "SMPIPE_SERVE_MAX_REQUESTS": "1024" if batching else "1"}
+           "SAGEMAKER_BIND_TO_PORT": str(port), "SMPIPE_SERVE_MAX_REQUESTS": "1024" if batching else "1",
+           "SMPIPE_SERVE_WORKERS": str(workers)}
     server = subprocess.Popen([sys.executable, "-m", "steps.launcher", "serve"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -114,8 +187,8 @@ def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batchi
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
-        result = asyncio.run(load(port, texts, clients, seconds, warmup=3))
-        result["batches_served"] = httpx.get(f"http://127.0.0.1:{port}/ping").json()["batches"]
+        result = load(port, texts, clients, seconds, warmup=3)
+        result["batches_served"] = httpx.get(f"http://127.0.0.1:{port}/ping").json()["batches"]  # one worker's
         return result
     finally:
         server.terminate()
@@ -127,6 +200,7 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--model", choices=sorted(MODELS), default="minilm")
+    p.add_argument("--workers", type=int, default=0, help="server processes for the batched run (default: the server's own)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "serving")
     args = p.parse_args()
@@ -136,21 +210,34 @@ def main() -> int:
     rows = docs()
     opt_ml = artifact(args.work, args.model, rows)
     texts = [r["text"] for r in rows]
-    results = {mode: measure(opt_ml, texts, args.clients, args.seconds, mode == "batched")
-               for mode in ("one-at-a-time", "batched")}
+    sys.path.insert(0, str(ROOT))
+    from steps.serve import default_workers
+
+    workers = args.workers or default_workers()
+    profile = forward_profile(opt_ml / "model", texts)
+    print(f"encode + forward + predictions, ms by documents per call: {profile}", flush=True)
+    inproc = in_process(opt_ml / "model", texts, args.clients)
+    print(f"batcher without HTTP, requests/s: {inproc}", flush=True)
+    modes = {"one-at-a-time": (False, 1), "batched": (True, 1)}
+    if workers > 1:
+        modes[f"batched, {workers} workers"] = (True, workers)
+    results = {mode: measure(opt_ml, texts, args.clients, args.seconds, batching, n)
+               for mode, (batching, n) in modes.items()}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
-    ratio = results["batched"]["requests_per_second"] / results["one-at-a-time"]["requests_per_second"]
+    best = max(r["requests_per_second"] for m, r in results.items() if m != "one-at-a-time")
+    ratio = best / results["one-at-a-time"]["requests_per_second"]
     summary = {"device": device, "model": args.model, "clients": args.clients, "seconds": args.seconds,
                "torch": torch.__version__, "python": platform.python_version(), "results": results,
+               "forward_ms_by_documents": profile, "in_process_requests_per_second": inproc,
                "throughput_ratio": ratio, "date": datetime.now(UTC).isoformat(timespec="seconds")}
     args.out.mkdir(parents=True, exist_ok=True)
     kind = "gpu" if torch.cuda.is_available() else "cpu"
     path = args.out / f"serving-{kind}-{datetime.now(UTC):%Y-%m-%d}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     for mode, r in results.items():
-        print(f"{mode:>14}: {r['requests_per_second']:8.1f} req/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms"
+        print(f"{mode:>22}: {r['requests_per_second']:8.1f} req/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms"
               f"  ({r['requests']} requests, {r['batches_served']} forward passes, {r['errors']} errors)")
-    print(f"batching: {ratio:.1f}x the throughput of one request at a time on {device} → {path}")
+    print(f"serving: {ratio:.1f}x the throughput of one request at a time on {device} → {path}")
     return 0
 
 

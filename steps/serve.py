@@ -27,13 +27,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"the unpacked model artifact (default {contract.TRAIN_MODEL_DIR})")
     p.add_argument("--host", default=os.environ.get("SMPIPE_SERVE_HOST", "0.0.0.0"))
     p.add_argument("--port", type=int, default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")))
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with")
+    p.add_argument("--max-wait-ms", type=float, default=0.0,
+                   help="extra wait for more requests to batch with (default 0: under load the queue fills by itself)")
     args = p.parse_args(argv)
     args.model_dir = args.model_dir or contract.local(contract.TRAIN_MODEL_DIR)
     return args
 
 
-def create_app(model_dir: Path, max_wait: float = 0.005):
+def create_app(model_dir: Path, max_wait: float = 0.0):
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
@@ -76,13 +77,39 @@ def create_app(model_dir: Path, max_wait: float = 0.005):
     return app
 
 
+def default_workers() -> int:
+    """One process on CPU (torch uses every core); on GPU several, sharing the device, because one Python
+    process cannot parse and answer requests as fast as the GPU serves them."""
+    import torch
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cpus // 4)) if torch.cuda.is_available() else 1
+
+
+def app_from_env():
+    """The app of one worker process (uvicorn's factory when there are several)."""
+    import torch
+
+    workers = int(os.environ.get("SMPIPE_SERVE_WORKERS", "1"))
+    if not torch.cuda.is_available() and workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    return create_app(Path(os.environ["SMPIPE_SERVE_MODEL_DIR"]), float(os.environ.get("SMPIPE_SERVE_MAX_WAIT", "0")))
+
+
 def main(argv=None) -> int:
     import uvicorn
 
     args = parse_args(argv)
-    app = create_app(args.model_dir, args.max_wait_ms / 1000)  # the model loads before the port opens
-    print(f"serving {args.model_dir} on http://{args.host}:{args.port} (POST /invocations, GET /ping)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=75)
+    workers = int(os.environ.get("SMPIPE_SERVE_WORKERS") or default_workers())
+    os.environ.update(SMPIPE_SERVE_MODEL_DIR=str(args.model_dir), SMPIPE_SERVE_WORKERS=str(workers),
+                      SMPIPE_SERVE_MAX_WAIT=str(args.max_wait_ms / 1000))
+    print(f"serving {args.model_dir} on http://{args.host}:{args.port} with {workers} worker(s) "
+          "(POST /invocations, GET /ping)", flush=True)
+    if workers == 1:  # the model loads before the port opens
+        uvicorn.run(app_from_env(), host=args.host, port=args.port, log_level="warning", timeout_keep_alive=75)
+    else:
+        uvicorn.run("steps.serve:app_from_env", factory=True, workers=workers, host=args.host, port=args.port,
+                    log_level="warning", timeout_keep_alive=75)
     return 0
 
 

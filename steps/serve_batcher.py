@@ -1,31 +1,28 @@
-"""Dynamic batching for the serving program: concurrent requests share one forward pass.
+"""Dynamic batching for the serving program: concurrent requests share one encode and one forward pass.
 
-Each request is tokenised in a thread of its own (the fast tokenizer releases the GIL), then queued.
-One task takes queued requests for up to ``max_wait`` seconds or until their windows fill the token
-budget, runs the model once in the model thread (the event loop stays free: /ping answers while a large
-batch runs) and hands each request its own predictions.
+Requests are queued as they arrive. One task takes what is queued (waiting at most ``max_wait`` seconds
+for more, up to a number of texts), and hands the whole batch to the model thread: one tokenizer call
+for all its texts (the fast tokenizer spreads it over the cores), one length-sorted forward pass, then
+each request's predictions. The event loop stays free meanwhile: /ping answers while a large batch runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
-from steps.serve_model import Encoded, Predictor
+from steps.serve_model import Predictor
 
 
 class Batcher:
-    def __init__(self, predictor: Predictor, max_wait: float = 0.005, tokenize_threads: int = 4):
+    def __init__(self, predictor: Predictor, max_wait: float = 0.0):
         self.predictor, self.max_wait = predictor, max_wait
         # 1 = one request per forward pass: the baseline `make bench` compares batching against.
         self.max_requests = int(os.environ.get("SMPIPE_SERVE_MAX_REQUESTS", "1024"))
+        self.max_texts = predictor.rows * 4
         self.queue: asyncio.Queue | None = None
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
-        self.tokenize_threads = ThreadPoolExecutor(max_workers=tokenize_threads, thread_name_prefix="tokenize")
         self.batches = self.requests = 0
         self.task: asyncio.Task | None = None
 
@@ -37,45 +34,42 @@ class Batcher:
         if self.task:
             self.task.cancel()
         self.model_thread.shutdown(wait=False)
-        self.tokenize_threads.shutdown(wait=False)
 
     async def predict(self, texts: list[str]) -> list[dict]:
-        loop = asyncio.get_running_loop()
-        encoded = await loop.run_in_executor(self.tokenize_threads, self.predictor.encode, texts)
-        future = loop.create_future()
-        await self.queue.put((encoded, future))
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, future))
         return await future
 
-    async def _take(self) -> list[tuple[Encoded, asyncio.Future]]:
-        first = await self.queue.get()
-        taken, tokens = [first], first[0].tokens
-        deadline = time.monotonic() + self.max_wait
-        while tokens < self.predictor.tokens and len(taken) < self.max_requests:
-            remaining = deadline - time.monotonic()
-            try:
-                item = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self.queue.get(), remaining)
-            except (TimeoutError, asyncio.QueueEmpty):
-                break
-            taken.append(item)
-            tokens += item[0].tokens
+    async def _take(self) -> list[tuple[list[str], asyncio.Future]]:
+        """What is queued now (after an optional short wait): under load the queue fills while the model
+        runs, so batches grow with the load and an idle server answers a lone request at once."""
+        taken = [await self.queue.get()]
+        if self.max_wait > 0:
+            await asyncio.sleep(self.max_wait)
+        count = len(taken[0][0])
+        while count < self.max_texts and len(taken) < self.max_requests and not self.queue.empty():
+            taken.append(self.queue.get_nowait())
+            count += len(taken[-1][0])
         return taken
+
+    def _work(self, requests: list[list[str]]) -> list[list[dict]]:
+        texts = [t for request in requests for t in request]
+        predictions = self.predictor.predict(texts)
+        out, start = [], 0
+        for request in requests:
+            out.append(predictions[start:start + len(request)])
+            start += len(request)
+        return out
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             taken = await self._take()
-            windows = [w for encoded, _ in taken for w in encoded.windows]
             try:
-                logits = await loop.run_in_executor(self.model_thread, self.predictor.forward, windows)
+                results = await loop.run_in_executor(self.model_thread, self._work, [texts for texts, _ in taken])
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the error, the server lives on
-                for _, future in taken:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+                results = [exc] * len(taken)
             self.batches, self.requests = self.batches + 1, self.requests + len(taken)
-            start = 0
-            for encoded, future in taken:
-                part = logits[start:start + len(encoded.windows)]
-                start += len(encoded.windows)
+            for (_, future), result in zip(taken, results, strict=True):
                 if not future.done():
-                    future.set_result(self.predictor.predictions(encoded, np.asarray(part)))
+                    (future.set_exception if isinstance(result, Exception) else future.set_result)(result)
