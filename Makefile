@@ -118,6 +118,9 @@ bench: bench/out/assets/docs.jsonl.gz ## GPU benchmarks vs HF Trainer and batch-
 	$(or $(BENCH_PY),$(PY)) bench/gpu.py
 	$(or $(BENCH_PY),$(PY)) bench/serving.py --model bert-base
 
+bench-long: venv model bench/out/assets/docs.jsonl.gz ## long documents (10k-500k characters): rows, windows and one epoch per strategy
+	$(PY) bench/long_documents.py $(args)
+
 bench-serving: bench/out/assets/docs.jsonl.gz ## the serving program under 64 concurrent clients, batched vs one request at a time (CPU or GPU)
 	$(or $(BENCH_PY),$(PY)) bench/serving.py $(args)
 
@@ -125,4 +128,4 @@ clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
 .PHONY: help venv model local serve invoke deploy undeploy definition validate plan golden schema lint test test-gpu clean new-exp \
-	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-serving
+	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-serving bench-long

@@ -9,15 +9,44 @@ import torch
 MEGA_BATCH = 50  # sort by length inside groups of 50 batches: little padding, still shuffled
 
 
+class CappedWindows:
+    """At most ``cap`` windows of each document per epoch, spread evenly over it (window j of cap at
+    position (j + u) · n / cap, u drawn per document and epoch): every document weighs about the same in the
+    loss, and an epoch costs documents × cap rows at most, whatever the documents' lengths."""
+
+    def __init__(self, doc_ids: list[int], cap: int, seed: int):
+        self.cap, self.seed = cap, seed
+        groups: dict[int, list[int]] = {}
+        for row, doc in enumerate(doc_ids):
+            groups.setdefault(doc, []).append(row)
+        self.groups = list(groups.values())
+
+    def __len__(self) -> int:
+        return sum(min(len(g), self.cap) for g in self.groups)
+
+    def rows(self, epoch: int) -> list[int]:
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        out = []
+        for group in self.groups:
+            n = len(group)
+            if n <= self.cap:
+                out += group
+            else:
+                u = rng.random()
+                out += [group[int((j + u) * n / self.cap)] for j in range(self.cap)]
+        return out
+
+
 class LengthGroupedBatches(torch.utils.data.Sampler):
     """Yields lists of indices. Set ``epoch`` before iterating for a new, reproducible order."""
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, shuffle: bool = True, group: bool = True):
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, shuffle: bool = True, group: bool = True,
+                 windows: CappedWindows | None = None):
         self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
-        self.shuffle, self.group, self.epoch = shuffle, group, 0
+        self.shuffle, self.group, self.epoch, self.windows = shuffle, group, 0, windows
 
     def batches(self) -> list[list[int]]:
-        order = list(range(len(self.lengths)))
+        order = self.windows.rows(self.epoch) if self.windows else list(range(len(self.lengths)))
         rng = random.Random(self.seed + self.epoch)
         if self.shuffle:
             rng.shuffle(order)
@@ -34,7 +63,8 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
         return iter(self.batches())
 
     def __len__(self) -> int:
-        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+        rows = len(self.windows) if self.windows else len(self.lengths)
+        return (rows + self.batch_size - 1) // self.batch_size
 
 
 def collate(pad_id: int, multiple: int = 8):

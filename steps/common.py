@@ -51,18 +51,37 @@ def classification_metrics(labels, predictions, num_labels: int) -> dict[str, fl
     }
 
 
-def aggregate_windows(doc_ids, logits, labels):
-    """Mean logits over a document's windows (sliding long-document strategy): one row per document."""
+AGGREGATIONS = ("mean", "max", "vote")
+
+
+def aggregate_windows(doc_ids, logits, labels, how: str = "mean"):
+    """One row per document from its windows' logits: their mean, their per-label maximum, or a vote (the
+    share of windows predicting each label; ties go to the higher mean logit)."""
     import numpy as np
 
     doc_ids, logits, labels = np.asarray(doc_ids), np.asarray(logits, dtype=np.float64), np.asarray(labels)
     unique, inverse = np.unique(doc_ids, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(unique))[:, None]
     sums = np.zeros((len(unique), logits.shape[1]))
     np.add.at(sums, inverse, logits)
-    counts = np.bincount(inverse, minlength=len(unique))[:, None]
+    mean = sums / counts
+    if how == "max":
+        out = np.full((len(unique), logits.shape[1]), -np.inf)
+        np.maximum.at(out, inverse, logits)
+    elif how == "vote":
+        votes = np.zeros_like(mean)
+        np.add.at(votes, (inverse, logits.argmax(axis=1)), 1.0)
+        out = votes / counts + 1e-6 * (mean - mean.min(axis=1, keepdims=True))  # ties: the higher mean logit
+    else:
+        out = mean
     doc_labels = np.zeros(len(unique), dtype=np.int64)
     doc_labels[inverse] = labels
-    return unique, sums / counts, doc_labels
+    return unique, out, doc_labels
+
+
+def window_settings(model_json: dict) -> tuple[int, str]:
+    """(training windows per document, 0 = all; how evaluation and serving aggregate windows)."""
+    return int(model_json.get("max_windows", 0) or 0), model_json.get("aggregation", "mean")
 
 
 def experiment_name() -> str:

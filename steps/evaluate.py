@@ -19,7 +19,15 @@ import tempfile
 from pathlib import Path
 
 from steps import contract, inference
-from steps.common import StepError, aggregate_windows, classification_metrics, read_labels, run_main, write_json
+from steps.common import (
+    StepError,
+    aggregate_windows,
+    classification_metrics,
+    read_labels,
+    run_main,
+    window_settings,
+    write_json,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -107,7 +115,8 @@ def evaluate_model(args, name: str, names: list[str]) -> dict:
 
     pad_id = AutoTokenizer.from_pretrained(str(folder / "hf")).pad_token_id or 0
     logits, rate = inference.predict(folder, test, pad_id, args.batch_tokens)
-    docs, doc_logits, doc_labels = aggregate_windows(test["doc_id"], logits, test["labels"])
+    _, aggregation = window_settings(contract.read_json(data_dir / "model.json"))
+    docs, doc_logits, doc_labels = aggregate_windows(test["doc_id"], logits, test["labels"], aggregation)
     predictions = doc_logits.argmax(-1)
     metrics = classification_metrics(doc_labels, predictions, len(names))
     matrix = confusion_png(doc_labels, predictions, names, name, args.output / f"confusion_{name}.png")

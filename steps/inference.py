@@ -16,6 +16,7 @@ from pathlib import Path
 from steps import contract
 from steps.batching import TokenMatrix
 from steps.common import StepError
+from steps.progress import Progress
 
 BUDGET = {"cuda": (65536, 4096), "cpu": (8192, 64)}  # (padded tokens, rows) per batch
 MULTIPLE = 8
@@ -84,11 +85,12 @@ def predict(model_dir: Path, dataset, pad_id: int, tokens: int = 0) -> tuple:
 
 def run_batches(module, batches: list[list[int]], tensors, device: str) -> list:
     """Forward every batch; building batch i+1 overlaps the forward of batch i."""
-    outputs = []
+    outputs, progress = [], Progress("inference", total=sum(map(len, batches)), unit="rows")
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(tensors, batches[0]) if batches else None
         for n in range(len(batches)):
             inputs = pending.result()
             pending = pool.submit(tensors, batches[n + 1]) if n + 1 < len(batches) else None
             outputs.append(module(*[t.to(device, non_blocking=True) for t in inputs]))
+            progress.update(len(batches[n]))
     return outputs

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from steps import contract, udf
 from steps.common import StepError, run_main, write_json
+from steps.progress import Progress
 from steps.reconcile import clean
 
 MIN_PER_LABEL = 3  # one document in each split
@@ -40,12 +41,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def parse_model(raw: str) -> dict:
-    parts = raw.split(":", 4)
-    if len(parts) != 5 or not parts[1].isdigit():
-        raise StepError(f"--model {raw!r}: expected NAME:MAX_LENGTH:STRATEGY:STRIDE:HUB_ID (HUB_ID may be empty)")
-    name, max_length, strategy, stride, hub = parts
+    """NAME:MAX_LENGTH:STRATEGY:STRIDE:HUB_ID[:MAX_WINDOWS:AGGREGATION] (HUB_ID may be empty)."""
+    parts = raw.split(":")
+    if len(parts) not in (5, 7) or not parts[1].isdigit() or (len(parts) == 7 and not parts[5].isdigit()):
+        raise StepError(f"--model {raw!r}: expected NAME:MAX_LENGTH:STRATEGY:STRIDE:HUB_ID[:MAX_WINDOWS:AGGREGATION] "
+                        "(HUB_ID may be empty)")
+    name, max_length, strategy, stride, hub, *windows = parts
+    max_windows, aggregation = (int(windows[0]), windows[1]) if windows else (0, "mean")
     return {"name": name, "max_length": int(max_length), "long_documents": strategy, "stride": int(stride or 0),
-            "hub_model_id": hub}
+            "hub_model_id": hub, "max_windows": max_windows, "aggregation": aggregation}
 
 
 def read_records(args) -> list[dict]:
@@ -113,7 +117,14 @@ def encode(parts: dict[str, list[dict]], label_names: list[str], model: dict, to
 
     index = {label: i for i, label in enumerate(label_names)}
     features = udf.function("get_dataset_features")(label_names)
-    encode_fn = udf.function("encode_data")
+    user_fn = udf.function("encode_data")
+    progress = Progress(f"prepare {model['name']}: tokenising", total=sum(map(len, parts.values())), unit="documents")
+
+    def encode_fn(batch, tokenizer, model):
+        encoded = user_fn(batch, tokenizer, model)
+        progress.update(len(batch["doc_id"]))
+        return encoded
+
     out = {}
     for name, rows in parts.items():
         table = InMemoryTable.from_pydict({"text": [r["text"] for r in rows],
@@ -124,8 +135,31 @@ def encode(parts: dict[str, list[dict]], label_names: list[str], model: dict, to
         # and worker processes would have to pickle user functions and tokenizers (fails on some stacks).
         out[name] = raw.map(encode_fn, batched=True, batch_size=1000, remove_columns=raw.column_names,
                             fn_kwargs={"tokenizer": tokenizer, "model": model}, features=features,
-                            new_fingerprint=_fingerprint(model, name, rows), desc=f"{model['name']}/{name}")
+                            new_fingerprint=_fingerprint(model, name, rows))
+    progress.done()
     return DatasetDict(out)
+
+
+def window_stats(encoded, model: dict) -> dict:
+    """What a long-document strategy costs, before any training: windows per document and the training
+    rows of one epoch (bounded by max_windows per document)."""
+    import numpy as np
+
+    per_split = {name: np.bincount(np.unique(np.asarray(part["doc_id"]), return_inverse=True)[1])
+                 for name, part in encoded.items() if len(part)}
+    counts = np.concatenate(list(per_split.values())) if per_split else np.zeros(0, dtype=np.int64)
+    cap = int(model.get("max_windows") or 0)
+    train = per_split.get("train", np.zeros(0, dtype=np.int64))
+    lengths = np.asarray([len(ids) for ids in encoded["train"]["input_ids"]]) if len(encoded["train"]) else np.zeros(0)
+    return {"documents": int(len(counts)), "rows": {name: len(part) for name, part in encoded.items()},
+            "windows_per_document": {"median": float(np.median(counts)) if len(counts) else 0.0,
+                                     "p95": float(np.percentile(counts, 95)) if len(counts) else 0.0,
+                                     "max": int(counts.max()) if len(counts) else 0},
+            "documents_over_one_window": int((counts > 1).sum()),
+            # head / head+tail: a window filled to max_length is (almost always) a truncated document
+            "documents_filling_the_window": int((lengths >= model["max_length"]).sum()),
+            "max_windows": cap, "aggregation": model.get("aggregation", "mean"),
+            "training_rows_per_epoch": int(np.minimum(train, cap).sum() if cap else train.sum())}
 
 
 def _fingerprint(model: dict, split_name: str, rows: list[dict]) -> str:
@@ -166,7 +200,9 @@ def main(argv=None) -> int:
     fractions = [float(x) for x in args.splits.split(",")]
     models = [parse_model(m) for m in args.model]
     tokenizers = {m["name"]: load_tokenizer(m, pretrained) for m in models}  # fail before any work
-    import datasets  # noqa: F401 - imported before the clock starts: start-up, not work per document
+    import datasets  # imported before the clock starts: start-up, not work per document
+
+    datasets.disable_progress_bars()  # our own progress lines replace them (they suit log files)
 
     started = time.perf_counter()
     records = read_records(args)
@@ -175,7 +211,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "labels.json", {"labels": label_names})
     write_json(out / "split.json", {k: sorted(r["doc_id"] for r in v) for k, v in parts.items()})
-    summary, content = {}, content_digest(parts)
+    summary, stats, content = {}, {}, content_digest(parts)
     for model in models:
         encoded = encode(parts, label_names, model, tokenizers[model["name"]])
         target = out / model["name"]
@@ -184,9 +220,12 @@ def main(argv=None) -> int:
         fingerprint = hashlib.sha256(json.dumps([content, model], sort_keys=True).encode()).hexdigest()[:16]
         write_json(target / "model.json", {**model, "fingerprint": fingerprint})
         summary[model["name"]] = {k: len(v) for k, v in encoded.items()}
+        stats[model["name"]] = window_stats(encoded, model)
+        print(f"prepare {model['name']}: {json.dumps(stats[model['name']])}", flush=True)
     seconds = time.perf_counter() - started
     write_json(out / "prepare_results.json", {"documents": {k: len(v) for k, v in parts.items()},
-                                              "rows": summary, "labels": label_names, "seconds": round(seconds, 3),
+                                              "rows": summary, "models": stats, "labels": label_names,
+                                              "seconds": round(seconds, 3),
                                               "documents_per_second": round(len(records) / seconds, 1)})
     print(json.dumps({"documents": {k: len(v) for k, v in parts.items()}, "rows": summary}))
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from steps import contract, udf
 from steps.common import StepError, run_main, write_json
+from steps.progress import Progress
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -85,13 +86,21 @@ def cap(rows: list[dict], limit: int, seed: int) -> list[dict]:
     return out
 
 
+def counted(records, progress):
+    for record in records:
+        progress.update()
+        yield record
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     raw = args.input or contract.local(contract.PROC_RAW)
     out = args.output or contract.local(contract.OUT_RECONCILED)
     if not raw.exists():
         raise StepError(f"input folder {raw} does not exist: check data.source")
-    rows, counts = clean(udf.function("reconcile_data")(raw, args.text_column, args.label_column))
+    progress = Progress(f"reconcile {raw}", unit="records")
+    rows, counts = clean(counted(udf.function("reconcile_data")(raw, args.text_column, args.label_column), progress))
+    progress.done()
     if counts.get("malformed_rows"):
         lines = ", ".join(m["source"] for m in counts["malformed_examples"][:10])
         print(f"warning: dropped {counts['malformed_rows']} malformed row(s), e.g. {lines} (data_report.json lists "

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from steps import contract, inference, udf
-from steps.common import StepError
+from steps.common import StepError, aggregate_windows, window_settings
 
 BUDGET = {"cuda": (32768, 512), "cpu": (1024, 16)}  # (padded tokens, rows) in one forward pass (measured: bench/serving.py)
 MULTIPLE = 8
@@ -86,13 +86,14 @@ class Predictor:
         return torch.from_numpy(ids), torch.from_numpy(mask)
 
     def predictions(self, encoded: Encoded, logits: np.ndarray) -> list[dict]:
-        """Mean of each document's window logits, then softmax: one prediction per document."""
-        sums = np.zeros((encoded.documents, logits.shape[1]), dtype=np.float64)
-        np.add.at(sums, np.asarray(encoded.doc, dtype=np.int64), logits)
-        counts = np.bincount(encoded.doc, minlength=encoded.documents)[:, None]
-        mean = sums / np.maximum(counts, 1)
-        probs = np.exp(mean - mean.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
+        """The document's windows aggregated as in evaluation (mean logits by default), then softmax."""
+        _, aggregation = window_settings(self.settings)
+        _, scores, _ = aggregate_windows(encoded.doc, logits, np.zeros(len(encoded.doc), dtype=np.int64), aggregation)
+        if aggregation == "vote":
+            probs = scores / scores.sum(axis=1, keepdims=True)
+        else:
+            probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
         return [{"label": self.labels[int(p.argmax())], "score": round(float(p.max()), 6),
                  "probabilities": {name: round(float(v), 6) for name, v in zip(self.labels, p, strict=True)}}
                 for p in probs]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from steps import checkpoints, contract, throughput, tracking, train_report
-from steps.common import StepError, aggregate_windows, classification_metrics, run_main
+from steps.common import StepError, aggregate_windows, classification_metrics, run_main, window_settings
 from steps.train_setup import make_loader, make_optimizer, setup
 
 HYPERPARAMETERS = {  # name → (type, default); the spec's Hyperparameters mirror these
@@ -66,7 +66,7 @@ def progress_bar(iterable, desc: str, enabled: bool):
     return tqdm(iterable, desc=desc, disable=not enabled, mininterval=0.5 if sys.stderr.isatty() else 30)
 
 
-def evaluate(model, loader, accelerator, num_labels: int) -> dict[str, float]:
+def evaluate(model, loader, accelerator, num_labels: int, aggregation: str = "mean") -> dict[str, float]:
     import numpy as np
     import torch
 
@@ -83,7 +83,8 @@ def evaluate(model, loader, accelerator, num_labels: int) -> dict[str, float]:
             docs_all.append(docs.cpu().numpy())
             losses.append(loss.cpu().numpy())
     model.train()
-    _, logits, labels = aggregate_windows(np.concatenate(docs_all), np.concatenate(logits_all), np.concatenate(labels_all))
+    _, logits, labels = aggregate_windows(np.concatenate(docs_all), np.concatenate(logits_all), np.concatenate(labels_all),
+                                          aggregation)
     metrics = classification_metrics(labels, logits.argmax(-1), num_labels)
     return {"validation:loss": float(np.concatenate(losses).mean()),
             **{f"validation:{k}": v for k, v in metrics.items()}}
@@ -148,7 +149,9 @@ def build(args) -> Loop:
 
     accelerator, labels, data, tokenizer, base = setup(args)
     pad_id = tokenizer.pad_token_id or 0
-    train_loader, train_sampler = make_loader(data["train"], args.batch_size, args.seed, True, args.group_by_length, pad_id)
+    max_windows, args.aggregation = window_settings(contract.read_json(args.data_dir / "model.json"))
+    train_loader, train_sampler = make_loader(data["train"], args.batch_size, args.seed, True, args.group_by_length,
+                                              pad_id, max_windows)
     val_loader, _ = make_loader(data["validation"], args.batch_size * 2, args.seed, False, True, pad_id)
     model, optimizer, train_loader, val_loader = accelerator.prepare(base, make_optimizer(base, args), train_loader,
                                                                      val_loader)
@@ -191,7 +194,7 @@ def train_epoch(t: Loop, epoch: int) -> tuple[dict, dict | None]:
     for s, value in epoch_losses:
         t.step_losses.append((s, float(value)))
         tracking.log(t.run, {"train:loss": t.step_losses[-1][1]}, s)
-    metrics = evaluate(t.base, t.val_loader, accelerator, len(t.labels))
+    metrics = evaluate(t.base, t.val_loader, accelerator, len(t.labels), args.aggregation)
     metrics["train:loss"] = float(loss_sum) / max(batches, 1)
     metrics["train:samples_per_second"] = samples * accelerator.num_processes / max(elapsed, 1e-9)
     return metrics, speed
@@ -223,7 +226,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.objective not in contract.TRAINING_METRICS:
         raise StepError(f"objective {args.objective!r} is not one of {contract.TRAINING_METRICS}")
+    print(f"train {args.model_name}: loading the data and the model", flush=True)
     t = build(args)
+    t.accelerator.print(f"train {args.model_name}: {len(t.train_sampler.lengths):,} training rows, "
+                        f"{len(t.train_loader):,} batches per epoch on {t.accelerator.num_processes} process(es)")
     args.checkpoint_dir = checkpoints.own_dir(args.checkpoint_dir)
     hyperparameters = {k: getattr(args, k) for k in HYPERPARAMETERS}
     progress = checkpoints.resume(t.accelerator, args, hyperparameters, args.checkpoint_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from steps import udf
-from steps.batching import LengthGroupedBatches, collate, row_lengths
+from steps.batching import CappedWindows, LengthGroupedBatches, collate, row_lengths
 from steps.common import StepError, read_labels
 
 
@@ -26,10 +26,12 @@ def mixed_precision(requested: str) -> str:
     return {"fp32": "no"}.get(requested, requested)
 
 
-def make_loader(dataset, batch_size: int, seed: int, shuffle: bool, group: bool, pad_id: int):
+def make_loader(dataset, batch_size: int, seed: int, shuffle: bool, group: bool, pad_id: int, max_windows: int = 0):
+    """Length-grouped batches; with ``max_windows``, at most that many windows of a document per epoch."""
     import torch
 
-    sampler = LengthGroupedBatches(row_lengths(dataset), batch_size, seed, shuffle, group)
+    windows = CappedWindows(dataset["doc_id"], max_windows, seed) if max_windows else None
+    sampler = LengthGroupedBatches(row_lengths(dataset), batch_size, seed, shuffle, group, windows)
     # On GPU, two workers collate the next batches into pinned memory while the GPU runs this one.
     workers = 2 if torch.cuda.is_available() else 0
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate(pad_id),

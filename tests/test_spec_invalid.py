@@ -46,7 +46,7 @@ CASES = [
      "has no GPU", 6),
     ("bf16-on-cpu", spec("resources: {training: {instance_type: ml.c5.xlarge}}\n"
                          "train: {hyperparameters: {precision: bf16}}\n"), "needs a GPU instance", 7),
-    ("bad-cron", spec("schedules: [{name: nightly, cron: '0 3 * * *'}]\n"), "not an EventBridge cron", 6),
+    ("bad-cron", spec("schedules: [{name: nightly, cron: '0 3 * * *'}]\n"), "has 6 fields", 6),
     ("cron-and-rate", spec("schedules: [{name: n, cron: '0 3 ? * MON *', rate: '1 day'}]\n"), "exactly one of cron or rate", 6),
     ("splits-not-one", spec("data: {source: s3://bucket-a/raw/, splits: {train: 0.5, validation: 0.1, test: 0.1}}\n",
                             head="name: EXP-0042-minimal\n"), "must be 1.0", 5),

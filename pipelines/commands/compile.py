@@ -17,12 +17,15 @@ def cmd_definition(args) -> int:
 def cmd_validate(args) -> int:
     from pipelines.compile.api_check import check_definition
     from pipelines.compile.definition import definition
+    from pipelines.compile.window_notes import notes
     from pipelines.spec.errors import SpecError
 
     plan = load_plan(args)
     problems = check_definition(definition(plan), str(spec_path(args.spec)))
     if problems:
         raise SpecError(problems)
+    for line in notes(plan.spec):
+        print(line, file=sys.stderr)
     kinds = "tuning" if plan.spec.tuning else "training"
     print(f"{plan.spec.name}: valid ({len(plan.models)} model(s), {kinds}); every job step matches the SageMaker API.")
     return 0

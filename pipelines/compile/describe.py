@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipelines.compile.plan import Plan
+from pipelines.compile.window_notes import notes
 
 
 def describe(plan: Plan) -> str:
@@ -19,6 +20,7 @@ def describe(plan: Plan) -> str:
     lines += [f"  {name:24} {p.type:8} {p.default}" + (f"  (one of {len(p.enum)} values)" if p.enum else "")
               for name, p in plan.parameters.items()]
     lines += ["", "caching", *_caching(plan)]
+    lines += ["", "long documents", *[f"  {line}" for line in notes(spec)]] if notes(spec) else []
     if plan.uploads:
         lines += ["", "local folders synced before a run"]
         lines += [f"  {path} -> {uri}" for uri, path in sorted(plan.uploads.items())]

@@ -110,6 +110,9 @@ def summarise(outcome: Outcome, options: Options) -> None:
         note = result.get("reason", "")
         table.add_row(name, result["status"], f"{result.get('seconds', 0):.1f}", str(note)[:90])
     console.print(table)
+    prepare = outcome.steps.get("Prepare", {})
+    if prepare.get("status") in ("Succeeded", "Cached"):
+        _prepare_summary(console, prepare["properties"], options)
     evaluate = outcome.steps.get("Evaluate", {})
     if evaluate.get("status") in ("Succeeded", "Cached"):
         _leaderboard(console, evaluate["properties"], options)
@@ -122,9 +125,28 @@ def summarise(outcome: Outcome, options: Options) -> None:
     console.print(f"logs and state: {outcome.folder}")
 
 
-def _leaderboard(console, properties: dict, options: Options) -> None:
+def _output_folder(properties: dict, name: str, options: Options) -> Path | None:
     outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in properties["ProcessingOutputConfig"]["Outputs"]}
-    folder = options.store.path(outputs["evaluation"]) if hasattr(options.store, "root") else None
+    return options.store.path(outputs[name]) if hasattr(options.store, "root") and name in outputs else None
+
+
+def _prepare_summary(console, properties: dict, options: Options) -> None:
+    """Rows per model and windows per document: what each long-document strategy costs, before training."""
+    folder = _output_folder(properties, "prepared", options)
+    if folder is None or not (folder / "prepare_results.json").is_file():
+        return
+    results = json.loads((folder / "prepare_results.json").read_text(encoding="utf-8"))
+    console.print("\nprepared data (per model)")
+    for name, m in results.get("models", {}).items():
+        w = m["windows_per_document"]
+        cap = f", at most {m['max_windows']} per document per epoch" if m["max_windows"] and w["max"] > 1 else ""
+        console.print(f"  {name:<16} {m['documents']:,} documents → {sum(m['rows'].values()):,} rows; windows per "
+                      f"document median {w['median']:g}, p95 {w['p95']:g}, max {w['max']}; "
+                      f"{m['training_rows_per_epoch']:,} training rows per epoch{cap}")
+
+
+def _leaderboard(console, properties: dict, options: Options) -> None:
+    folder = _output_folder(properties, "evaluation", options)
     if folder is None or not (folder / "evaluation.json").is_file():
         return
     evaluation = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))

@@ -5,35 +5,28 @@ Field-level rules live here; rules that look across fields live in ``pipelines.r
 
 from __future__ import annotations
 
-import re
 import warnings
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipelines.spec import ranges
-
-NAME_RE = r"^EXP-\d{4}-[a-z0-9]+(-[a-z0-9]+)*$"
-ROLE_RE = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,64}$"
-BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-INSTANCE_RE = r"^(ml\.[a-z0-9-]+\.[a-z0-9-]+|local|local_gpu)$"
-KMS_RE = r"^(arn:aws[a-z-]*:kms:[\w-]+:\d{12}:(key|alias)/[\w/-]+|[0-9a-f-]{36}|alias/[\w/-]+)$"
-MODEL_NAME_RE = r"^[a-z0-9]+(-[a-z0-9]+)*$"
-MAX_NAME = 48  # pipeline name = name; job names append suffixes and SageMaker caps those at 63
-PLACEHOLDER_ACCOUNT = "000000000000"
+from pipelines.spec.base import (  # noqa: F401 - re-exported: the spec's names
+    BUCKET_RE,
+    INSTANCE_RE,
+    KMS_RE,
+    MAX_NAME,
+    MODEL_NAME_RE,
+    NAME_RE,
+    PLACEHOLDER_ACCOUNT,
+    ROLE_RE,
+    Strict,
+    s3_or_local,
+)
+from pipelines.spec.sections import Caching, Deploy, Retry, Schedule, Tracking, Transform  # noqa: F401
 
 # Fields named "register" shadow ABCMeta.register on the class; harmless, and the name is the user's word.
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
-
-
-def s3_or_local(value: str) -> str:
-    if "://" in value and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", value):
-        raise ValueError("only s3:// URIs or local paths are supported")
-    return value
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 class Aws(Strict):
@@ -95,6 +88,10 @@ class ModelSpec(Strict):
     max_length: int = Field(256, ge=8, le=32768)
     long_documents: Literal["head", "head+tail", "sliding"] = "head"
     stride: int = Field(64, ge=0, description="token overlap between windows (sliding only)")
+    max_windows: int = Field(8, ge=0, le=100_000, description="sliding: at most this many windows of a document per "
+                             "training epoch, spread over it and redrawn each epoch (0 = every window)")
+    aggregation: Literal["mean", "max", "vote"] = Field("mean", description="how evaluation and serving combine a "
+                                                        "document's windows: mean logits, per-label max, or vote")
     init: Literal["pretrained", "random"] = Field("pretrained", description="random = same architecture, no pretraining")
     hyperparameters: dict[str, Any] = {}
 
@@ -194,74 +191,6 @@ class Register(Strict):
     group: str | None = Field(None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
     approval: Literal["PendingManualApproval", "Approved", "Rejected"] = "PendingManualApproval"
     inference_instances: list[Annotated[str, Field(pattern=INSTANCE_RE)]] = ["ml.g5.xlarge", "ml.m5.xlarge"]
-
-
-class Transform(Strict):
-    """Batch transform of new data with the model this execution registers (the best of a comparison)."""
-
-    source: str = Field(..., min_length=1, description="s3://bucket/prefix/ or a local folder of files to score "
-                        "(a Studio parameter, TransformSource)")
-    content_type: Literal["application/jsonlines", "text/csv"] = Field(
-        "application/jsonlines", description="one text per line: a JSON string or {\"text\": ...}; or CSV, first column")
-    max_payload_mb: int = Field(6, ge=1, le=100, description="records are sent in requests of at most this size")
-    max_concurrent_transforms: int = Field(2, ge=1, le=64)
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, value: str) -> str:
-        return s3_or_local(value)
-
-
-class Serverless(Strict):
-    memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 4096
-    max_concurrency: int = Field(5, ge=1, le=200)
-
-
-class Deploy(Strict):
-    """`make deploy`: a real-time endpoint (or a serverless one) for the latest Approved model package."""
-
-    endpoint_name: str | None = Field(None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
-                                      description="default: the experiment name")
-    instance_type: str = Field("ml.m5.xlarge", pattern=INSTANCE_RE)
-    instance_count: int = Field(1, ge=1, le=100)
-    serverless: Serverless | None = Field(None, description="set to serve from a serverless endpoint instead")
-
-
-class Schedule(Strict):
-    name: str = Field(..., pattern=r"^[0-9a-zA-Z-_.]{1,40}$")
-    cron: str | None = None
-    rate: str | None = Field(None, pattern=r"^\d+ (minute|minutes|hour|hours|day|days)$")
-    timezone: str = "UTC"
-    enabled: bool = True
-    parameters: dict[str, str | int | float] = {}
-
-    @model_validator(mode="after")
-    def _one_of(self) -> Schedule:
-        if (self.cron is None) == (self.rate is None):
-            raise ValueError("give exactly one of cron or rate")
-        return self
-
-
-class Wandb(Strict):
-    project: str | None = None
-    entity: str | None = None
-    mode: Literal["offline", "online", "disabled"] = "offline"
-    api_key_secret: str | None = Field(None, description="Secrets Manager secret id holding the key")
-
-
-class Tracking(Strict):
-    wandb: Wandb = Wandb()
-
-
-class Caching(Strict):
-    enabled: bool = True
-    expire_after: str = Field("P30D", pattern=r"^P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?$")
-
-
-class Retry(Strict):
-    max_attempts: int = Field(3, ge=0, le=20)
-    interval_s: int = Field(30, ge=1, le=3600)
-    backoff_rate: float = Field(2.0, ge=1, le=10)
 
 
 class Experiment(Strict):

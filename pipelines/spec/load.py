@@ -44,7 +44,7 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loade
     path = Path(path).resolve() if Path(path).exists() else Path(path)
     label = _label(path)
     root = project_root(path.parent.resolve())
-    sourced = _with_base(path, label, root, depth=0)
+    sourced = _with_base(path, label, root)
     _apply_overrides(sourced, overrides)
     spec = _validate(sourced)
     problems = rules.check(spec, sourced)
@@ -61,19 +61,28 @@ def _label(path: Path) -> str:
         return str(path)
 
 
-def _with_base(path: Path, label: str, root: Path, depth: int) -> Sourced:
+def _with_base(path: Path, label: str, root: Path, chain: tuple[Path, ...] = ()) -> Sourced:
     doc = load_text(read_text(path, label), label)
     base = doc.data.pop("base", None)
     base_pos = doc.positions.pop(("base",), (label, 1, 1))
     if base is None:
         return doc
-    if depth > 4 or not isinstance(base, str):
-        raise fail(label, "base must be one template path (nesting at most 5 deep)", line=base_pos[1], path="base")
-    base_path = next((p for p in (path.parent / base, root / base) if p.is_file()), None)
+    where = {"line": base_pos[1], "column": base_pos[2], "path": "base"}
+    if len(chain) > 4 or not isinstance(base, str):
+        raise fail(label, "base must be one template path (nesting at most 5 deep)", **where)
+    base_path = next((p.resolve() for p in (path.parent / base, root / base) if p.is_file()), None)
     if base_path is None:
-        raise fail(label, f"base template {shown(base)} not found", line=base_pos[1], column=base_pos[2], path="base",
+        raise fail(label, f"base template {shown(base)} not found", **where,
                    hint=f"paths are relative to the experiment folder or to {root}")
-    parent = _with_base(base_path, _label(base_path), root, depth + 1)
+    if not base_path.is_relative_to(root.resolve()):
+        raise fail(label, f"base template {shown(base)} resolves outside the project ({base_path})", **where,
+                   hint="templates come from this repository (templates/ or an experiment folder), so that a "
+                        "review sees every default an experiment inherits")
+    seen = (*chain, path.resolve())
+    if base_path in seen:
+        cycle = " → ".join(_label(p) for p in (*seen[seen.index(base_path):], base_path))
+        raise fail(label, f"base templates form a cycle: {cycle}", **where, hint="remove one base: line")
+    parent = _with_base(base_path, _label(base_path), root, seen)
     return _merge(parent, doc)
 
 

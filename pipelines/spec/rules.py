@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from pipelines.spec import ranges, secrets_check
+from pipelines.spec import ranges, rules_aws, secrets_check
 from pipelines.spec.errors import Problem
 from pipelines.spec.experiment import HYPERPARAMETER_NAMES, Experiment, Hyperparameters
 from pipelines.spec.instance_types import api_enum, is_gpu_instance
@@ -13,8 +13,6 @@ from pipelines.spec.parameters import LOCAL_INSTANCE_TYPES, check_values, declar
 from pipelines.spec.yaml_source import Sourced, dotted
 from steps.contract import EVALUATION_METRICS, TRAINING_METRICS
 
-CRON_FIELD = r"[0-9A-Za-z*?/,#L\-]+"
-CRON_RE = re.compile(rf"^{CRON_FIELD}( {CRON_FIELD}){{5}}$")
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -33,6 +31,7 @@ def check(spec: Experiment, doc: Sourced) -> list[Problem]:
     _schedules(spec, add)
     _tracking(spec, add)
     _s3_prefixes(spec, add)
+    rules_aws.check(spec, add)
     for path, what in secrets_check.find(spec.model_dump(mode="json")):
         add(path, f"this value looks like {what}; a spec is read by everyone who reads the repository and the "
             "pipeline definition (the value is not repeated here)",
@@ -200,14 +199,3 @@ def _schedules(spec: Experiment, add) -> None:
         for name, value in schedule.parameters.items():
             for message in check_values(declared, {name: value}, spec.aws.kms_key):
                 add(("schedules", i, "parameters", name), message, "schedule values start real executions")
-        if schedule.cron is not None and not _valid_cron(schedule.cron):
-            add(("schedules", i, "cron"), f"{schedule.cron!r} is not an EventBridge cron expression",
-                "six fields: minutes hours day-of-month month day-of-week year, one of the day fields '?', "
-                "e.g. \"0 3 ? * MON *\"")
-
-
-def _valid_cron(expr: str) -> bool:
-    if not CRON_RE.match(expr):
-        return False
-    fields = expr.split(" ")
-    return (fields[2] == "?") != (fields[4] == "?")

@@ -56,7 +56,7 @@ def build_prepare(ctx: Context) -> None:
             inputs.append(s3_input(f"pretrained-{model.spec.name}", model.pretrained_uri,
                                    f"{contract.PROC_PRETRAINED}/{model.spec.name}"))
         models.append(f"{model.spec.name}:{model.spec.max_length}:{model.spec.long_documents}:{model.spec.stride}"
-                      f":{model.hyperparameters.get('hub_model_id', '')}")
+                      f":{model.hyperparameters.get('hub_model_id', '')}:{model.spec.max_windows}:{model.spec.aggregation}")
     args = ["prepare", "--text-column", data.text, "--label-column", data.label, "--seed", str(data.seed),
             "--splits", f"{data.splits.train},{data.splits.validation},{data.splits.test}"]
     for item in models:

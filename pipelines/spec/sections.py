@@ -1,0 +1,77 @@
+"""The spec's sections after the model: batch transform, deployment, schedules, tracking, caching, retries."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipelines.spec.base import INSTANCE_RE, Strict, s3_or_local
+
+
+class Transform(Strict):
+    """Batch transform of new data with the model this execution registers (the best of a comparison)."""
+
+    source: str = Field(..., min_length=1, description="s3://bucket/prefix/ or a local folder of files to score "
+                        "(a Studio parameter, TransformSource)")
+    content_type: Literal["application/jsonlines", "text/csv"] = Field(
+        "application/jsonlines", description="one text per line: a JSON string or {\"text\": ...}; or CSV, first column")
+    max_payload_mb: int = Field(6, ge=1, le=100, description="records are sent in requests of at most this size")
+    max_concurrent_transforms: int = Field(2, ge=1, le=64)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        return s3_or_local(value)
+
+
+class Serverless(Strict):
+    memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 4096
+    max_concurrency: int = Field(5, ge=1, le=200)
+
+
+class Deploy(Strict):
+    """`make deploy`: a real-time endpoint (or a serverless one) for the latest Approved model package."""
+
+    endpoint_name: str | None = Field(None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+                                      description="default: the experiment name")
+    instance_type: str = Field("ml.m5.xlarge", pattern=INSTANCE_RE)
+    instance_count: int = Field(1, ge=1, le=100)
+    serverless: Serverless | None = Field(None, description="set to serve from a serverless endpoint instead")
+
+
+class Schedule(Strict):
+    name: str = Field(..., pattern=r"^[0-9a-zA-Z-_.]{1,40}$")
+    cron: str | None = None
+    rate: str | None = Field(None, description="'N minutes', 'N hours' or 'N days' ('1 day' for one)")
+    timezone: str = "UTC"
+    enabled: bool = True
+    parameters: dict[str, str | int | float] = {}
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Schedule:
+        if (self.cron is None) == (self.rate is None):
+            raise ValueError("give exactly one of cron or rate")
+        return self
+
+
+class Wandb(Strict):
+    project: str | None = None
+    entity: str | None = None
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    api_key_secret: str | None = Field(None, description="Secrets Manager secret id holding the key")
+
+
+class Tracking(Strict):
+    wandb: Wandb = Wandb()
+
+
+class Caching(Strict):
+    enabled: bool = True
+    expire_after: str = Field("P30D", pattern=r"^P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?$")
+
+
+class Retry(Strict):
+    max_attempts: int = Field(3, ge=0, le=20)
+    interval_s: int = Field(30, ge=1, le=3600)
+    backoff_rate: float = Field(2.0, ge=1, le=10)
