@@ -40,6 +40,14 @@ invoke: venv ## classify a text with the local server: make invoke exp=... text=
 	@if [ -z "$(text)" ]; then echo 'error: text is required, e.g. make invoke exp=$(exp) text="Render the template"' >&2; exit 2; fi
 	@$(PY) -m pipelines invoke $(SPEC) --text "$(text)" --port $(or $(port),8080)
 
+jupyter: venv ## JupyterLab in the experiment's environment at its latest run: make jupyter exp=... [port=8888] [docker=1]
+	$(need_exp)
+	$(PY) -m pipelines jupyter $(SPEC) $(args) --port $(or $(port),8888) $(if $(docker),--docker)
+
+terminal: venv ## a shell with the container contract pointed at the latest run: make terminal exp=... [docker=1]
+	$(need_exp)
+	@$(PY) -m pipelines terminal $(SPEC) $(args) $(if $(docker),--docker)
+
 definition: venv ## print the pipeline definition JSON: make definition exp=...
 	$(need_exp)
 	@$(PY) -m pipelines definition $(SPEC) $(args)
@@ -127,5 +135,5 @@ bench-serving: bench/out/assets/docs.jsonl.gz ## the serving program under 64 co
 clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
-.PHONY: help venv model local serve invoke deploy undeploy definition validate plan golden schema lint test test-gpu clean new-exp \
+.PHONY: help venv model local serve invoke deploy undeploy jupyter terminal definition validate plan golden schema lint test test-gpu clean new-exp \
 	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-serving bench-long

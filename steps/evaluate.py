@@ -122,7 +122,8 @@ def evaluate_model(args, name: str, names: list[str]) -> dict:
     matrix = confusion_png(doc_labels, predictions, names, name, args.output / f"confusion_{name}.png")
     return {"metrics": {f"test_{k}": v for k, v in metrics.items()}, "per_label": per_label(doc_labels, predictions, names),
             "confusion_matrix": matrix, "rows_per_second": rate, "documents": len(docs),
-            "correct": (predictions == doc_labels).tolist(), "doc_ids": docs.tolist(), "tar": tar, "folder": folder}
+            "correct": (predictions == doc_labels).tolist(), "doc_ids": docs.tolist(), "tar": tar, "folder": folder,
+            "predicted": predictions.tolist(), "true": doc_labels.tolist()}
 
 
 def report_md(evaluation: dict, names: list[str]) -> str:
@@ -167,11 +168,16 @@ def main(argv=None) -> int:
         "best": {"model": best, **results[best]["metrics"]},
         "leaderboard": [{"model": n, "metrics": results[n]["metrics"], "rows_per_second": results[n]["rows_per_second"]}
                         for n in ranked],
-        "models": {n: {k: v for k, v in r.items() if k not in ("correct", "doc_ids", "tar", "folder")}
+        "models": {n: {k: v for k, v in r.items() if k not in ("correct", "doc_ids", "tar", "folder", "predicted", "true")}
                    for n, r in results.items()},
         "comparisons": comparisons,
     }
     write_json(args.output / contract.EVALUATION_FILE, evaluation)
+    with (args.output / "predictions.jsonl").open("w", encoding="utf-8") as fh:  # per document, for error analysis
+        for name in ranked:
+            r = results[name]
+            fh.writelines(json.dumps({"model": name, "doc_id": d, "label": names[t], "predicted": names[p]}) + "\n"
+                          for d, t, p in zip(r["doc_ids"], r["true"], r["predicted"], strict=True))
     (args.output / "report.md").write_text(report_md(evaluation, names), encoding="utf-8")
     args.best_output.mkdir(parents=True, exist_ok=True)
     source = results[best]["tar"]

@@ -211,6 +211,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "labels.json", {"labels": label_names})
     write_json(out / "split.json", {k: sorted(r["doc_id"] for r in v) for k, v in parts.items()})
+    with (out / "test_documents.jsonl").open("w", encoding="utf-8") as fh:  # the texts, for error analysis
+        fh.writelines(json.dumps({"doc_id": r["doc_id"], "label": r["label"], "text": r["text"]}) + "\n"
+                      for r in sorted(parts["test"], key=lambda r: r["doc_id"]))
     summary, stats, content = {}, {}, content_digest(parts)
     for model in models:
         encoded = encode(parts, label_names, model, tokenizers[model["name"]])

@@ -36,7 +36,7 @@ def test_no_volume_kms_key_on_local_storage_instances(name):
         if step["Type"] not in ("Processing", "Training", "Tuning"):
             continue
         config, instance = job_volume(step)
-        default = defaults[instance["Get"].split(".")[1]]
+        default = instance if isinstance(instance, str) else defaults[instance["Get"].split(".")[1]]
         if has_local_storage(default):
             assert "VolumeKmsKeyId" not in config, (name, step["Name"])
             checked += 1

@@ -45,12 +45,14 @@ def _s3_statements(plan: Plan) -> list[dict]:
     aws = plan.spec.aws
     base = f"{aws.prefix.strip('/')}/{plan.spec.name}"
     own = [_s3_grant(f"s3://{aws.bucket}/{base}/runs/"), _s3_grant(f"s3://{aws.bucket}/{base}/assets/"),
-           _s3_grant(f"s3://{aws.bucket}/{aws.prefix.strip('/')}/code/")]
+           _s3_grant(f"s3://{aws.bucket}/{aws.prefix.strip('/')}/code/"),
+           _s3_grant(f"s3://{aws.bucket}/{base}/notebooks/")]
     inputs = [_s3_grant(uri) for uri in read_uris(plan)]
     return [
         {"Sid": "RunOutputs", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
          "Resource": own[0][1]},
-        {"Sid": "ReadAssetsAndCode", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [own[1][1], own[2][1]]},
+        {"Sid": "ReadAssetsAndCode", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": [own[1][1], own[2][1], own[3][1]]},
         {"Sid": "ReadInputs", "Effect": "Allow", "Action": "s3:GetObject", "Resource": sorted({g[1] for g in inputs})},
         *_list_statements("List", own + inputs),
     ]

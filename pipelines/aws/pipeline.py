@@ -49,6 +49,11 @@ def check_placeholders(plan: Plan) -> None:
         if PLACEHOLDER_ACCOUNT in value:
             problems.append(Problem(plan.spec.name, 1, 1, f"aws.{field}", f"{value} is the local placeholder",
                                     "set your account's value in experiment.yaml before deploying"))
+    for i, nb in enumerate(plan.spec.notebooks):
+        if nb.image_uri is None and aws.region != "us-east-1":
+            problems.append(Problem(plan.spec.name, 1, 1, f"notebooks[{i}].image_uri", "the notebook-job image of "
+                                    f"{aws.region} is not known here", "set the SageMaker Distribution image URI "
+                                    "that Studio's notebook jobs use in your region"))
     if problems:
         raise SpecError(problems)
 
@@ -87,6 +92,9 @@ def ensure_object(clients: Clients, uri: str, data: bytes) -> bool:
 
 
 def sync_folder(clients: Clients, folder: Path, uri: str) -> int:
+    """A local folder under an S3 prefix, or one file at that key; objects already there are not sent again."""
+    if folder.is_file():
+        return ensure_object(clients, uri, folder.read_bytes())
     uploaded = 0
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         target = uri.rstrip("/") + "/" + path.relative_to(folder).as_posix()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pipelines.commands.common import command, load_plan
@@ -48,6 +49,55 @@ def cmd_invoke(args) -> int:
     return 0
 
 
+def _environment(args):
+    from pipelines.local.environment import contract_env, install_requirements, latest_run
+    from pipelines.local.store import LocalStore
+
+    plan = load_plan(args)
+    install_requirements(plan)
+    env = latest_run(plan, Path(args.runs), LocalStore(Path(args.store).resolve()))
+    env = contract_env(plan, env, Path(args.runs).resolve() / "terminal" / plan.spec.name)
+    print(f"{plan.spec.name}: latest run {env.get('SMPIPE_RUN', '(none yet: make local exp=' + plan.spec.name + ')')}")
+    for key in sorted(env):
+        print(f"  {key}={env[key]}")
+    return plan, env
+
+
+def cmd_jupyter(args) -> int:
+    import subprocess
+
+    from pipelines.local.environment import docker_command, install_kernel, jupyter_command, new_token
+
+    plan, env = _environment(args)
+    token = new_token()
+    inner = jupyter_command(plan, args.port, token)
+    if args.docker:
+        inner = ["python3", "-m", "jupyterlab", "--ip", "0.0.0.0", "--port", "8888", "--no-browser", "--allow-root",
+                 f"--IdentityProvider.token={token}"]
+        return subprocess.run(docker_command(plan, env, inner), check=False).returncode
+    kernel = install_kernel(plan, env)
+    print(f"JupyterLab on http://127.0.0.1:{args.port}/lab?token={token} (kernel {kernel!r}); Ctrl-C stops it",
+          flush=True)
+    return subprocess.run(inner, env={**__import__("os").environ, **env}, cwd=env["SMPIPE_EXPERIMENT_DIR"],
+                          check=False).returncode
+
+
+def cmd_terminal(args) -> int:
+    import os
+    import subprocess
+
+    from pipelines.local.environment import docker_command
+
+    plan, env = _environment(args)
+    shell = ["bash", "-c", args.command] if args.command else [os.environ.get("SHELL", "bash")]
+    if args.docker:
+        return subprocess.run(docker_command(plan, env, shell), check=False).returncode
+    print("try: python -m steps.train --help; exit leaves this environment", flush=True)
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return subprocess.run(shell, env={**os.environ, **env, "PATH": path}, cwd=env["SMPIPE_EXPERIMENT_DIR"],
+                          check=False).returncode
+
+
 def _run_options(p) -> None:
     p.add_argument("--store", default=".local-s3", help="local artifact store (default .local-s3)")
     p.add_argument("--runs", default=".local-runs", help="where each execution's sandboxes and logs go")
@@ -74,3 +124,12 @@ def register(sub) -> None:
     serve.add_argument("--store", default=".local-s3")
     serve.add_argument("--runs", default=".local-runs")
     invoke.add_argument("--text", action="append", required=True, help="a text to classify (repeatable)")
+    jupyter = command(sub, "jupyter", "JupyterLab in the experiment's environment at its latest run", cmd_jupyter)
+    jupyter.add_argument("--port", type=int, default=8888)
+    terminal = command(sub, "terminal", "a shell in the experiment's environment with the container contract "
+                       "pointed at its latest run", cmd_terminal)
+    terminal.add_argument("--command", help="run this command instead of an interactive shell")
+    for p in (jupyter, terminal):
+        p.add_argument("--store", default=".local-s3")
+        p.add_argument("--runs", default=".local-runs")
+        p.add_argument("--docker", action="store_true", help="inside the experiment's job image (needs Docker)")

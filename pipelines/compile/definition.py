@@ -28,6 +28,7 @@ def pipeline(plan: Plan):
     steps = [ctx.steps[k] for k in ("reconcile", "prepare") if k in ctx.steps]
     steps += ctx.steps["models"]
     steps += [ctx.steps[k] for k in ("evaluate", "gate") if k in ctx.steps]
+    steps += ctx.steps.get("notebooks", [])
     return Pipeline(name=plan.pipeline_name, parameters=list(parameters.values()), steps=steps,
                     sagemaker_session=session)
 

@@ -34,6 +34,8 @@ class Plan:
     parameters: dict[str, Parameter]
     models: tuple[ModelPlan, ...]
     uploads: dict[str, Path] = field(default_factory=dict)  # s3 URI → local file or folder
+    notebook_inputs: dict[str, str] = field(default_factory=dict)  # notebook name → its staged input folder
+    experiment_dir: Path | None = None
     code_bundle: bytes = field(default=b"", repr=False)
 
 
@@ -49,8 +51,10 @@ def plan(loaded: Loaded) -> Plan:
     transform = spec.transform and _asset(spec.transform.source, f"{base_uri}/assets/transform", loaded, uploads,
                                           content_addressed=True)
     parameters = declare(spec, data_source, transform)
+    notebooks = {nb.name: _notebook(nb.path, f"{base_uri}/notebooks", loaded, uploads) for nb in spec.notebooks}
     return Plan(spec=spec, pipeline_name=spec.name, base_uri=base_uri, code_uri=code_uri, code_sha256=sha,
-                parameters=parameters, models=models, uploads=uploads, code_bundle=code)
+                parameters=parameters, models=models, uploads=uploads, code_bundle=code,
+                notebook_inputs=notebooks, experiment_dir=loaded.folder)
 
 
 def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path], content_addressed: bool = False) -> str:
@@ -68,6 +72,15 @@ def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path], c
         target = f"{target}/{bundle.folder_digest(path)[:16]}"
     uploads[target + "/"] = path
     return target + "/"
+
+
+def _notebook(relative: str, prefix: str, loaded: Loaded, uploads: dict[str, Path]) -> str:
+    """A notebook's input folder, content-addressed (``notebooks/<digest>/``), staged like the code bundle:
+    uploaded by `make pipeline-upsert` and the local executor, never while compiling."""
+    path = loaded.folder / relative
+    folder = f"{prefix}/{bundle.folder_digest(path)[:16]}/"
+    uploads[folder + path.name] = path
+    return folder
 
 
 def _model(spec: Experiment, model: ModelSpec, base_uri: str, loaded: Loaded, uploads: dict) -> ModelPlan:

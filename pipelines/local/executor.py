@@ -20,6 +20,7 @@ from pipelines.local import expressions as ex
 from pipelines.local.cache import StepCache
 from pipelines.local.graph import dependencies, descendants, flatten, parameter_values
 from pipelines.local.jobs import Job, JobFailed, run_processing, run_training
+from pipelines.local.notebook import is_notebook_job, run_notebook
 from pipelines.local.store import LocalStore
 from pipelines.local.transform import create_model, run_transform
 from pipelines.local.tuning import tune
@@ -136,6 +137,8 @@ class Execution:
     def _run_job(self, name: str, kind: str, args: dict) -> dict:
         if kind == "Processing":
             return run_processing(self._job(name), args)
+        if kind == "Training" and is_notebook_job(args):
+            return run_notebook(self._job(name), args, self.options.code_root)
         if kind == "Training":
             return run_training(self._job(name), args, args.get("HyperParameters", {}))
         if kind == "Transform":

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from pipelines import ROOT
-from pipelines.spec import rules, udf_check
+from pipelines.spec import rules, rules_notebooks, udf_check
 from pipelines.spec.errors import Problem, SpecError, fail, shown
 from pipelines.spec.experiment import Experiment
 from pipelines.spec.yaml_source import Sourced, dotted, load_text, parse_value, read_text
@@ -49,6 +49,7 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loade
     spec = _validate(sourced)
     problems = rules.check(spec, sourced)
     problems += udf_check.check(spec, path.parent, sourced)
+    problems += rules_notebooks.check(spec, path.parent, sourced)
     if problems:
         raise SpecError(problems)
     return Loaded(spec=spec, path=path, root=root, sourced=sourced)

@@ -75,3 +75,18 @@ class Retry(Strict):
     max_attempts: int = Field(3, ge=0, le=20)
     interval_s: int = Field(30, ge=1, le=3600)
     backoff_rate: float = Field(2.0, ge=1, le=10)
+
+
+class Notebook(Strict):
+    """A notebook of the experiment folder run as a pipeline step (SageMaker's notebook job), after a step."""
+
+    name: str = Field(..., pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,39}$", description="the step is Notebook-<name>")
+    path: str = Field(..., min_length=1, description="relative to the experiment folder, e.g. notebooks/x.ipynb")
+    after: str = Field("Evaluate", description="the step it runs after: Reconcile, Prepare, Train-<model>, "
+                       "Tune-<model>, Evaluate")
+    parameters: dict[str, str | int | float | bool] = Field({}, description="values for the parameters cell; "
+                                                           "'$Name' passes pipeline parameter Name")
+    instance_type: str = Field("ml.m5.xlarge", pattern=INSTANCE_RE)
+    image_uri: str | None = Field(None, description="the notebook-job image (SageMaker Distribution) for AWS")
+    kernel: str = "python3"
+    max_runtime_s: int = Field(3600, ge=60, le=28 * 86400)

@@ -2,6 +2,7 @@
 
 from pipelines.compile.builders.data import build_prepare, build_reconcile
 from pipelines.compile.builders.evaluation import build_evaluate, build_gate, build_register
+from pipelines.compile.builders.notebooks import build_notebooks
 from pipelines.compile.builders.serving import build_best_model, build_transform
 from pipelines.compile.builders.training import build_training, build_tuning
 
@@ -16,6 +17,7 @@ REGISTRY = (
     ("best_model", build_best_model),
     ("transform", build_transform),
     ("gate", build_gate),
+    ("notebooks", build_notebooks),
 )
 
 __all__ = ["REGISTRY"]
