@@ -102,6 +102,14 @@ undeploy: venv ## delete what deploy made: make undeploy exp=...
 	$(need_exp)
 	$(PY) -m pipelines undeploy $(SPEC) $(args)
 
+cost: venv ## what one execution and each schedule's month can cost: make cost exp=... [params="TrainInstanceType=ml.g5.2xlarge"]
+	$(need_exp)
+	@$(PY) -m pipelines cost $(SPEC) $(args) $(foreach p,$(params),--param $(p))
+
+prices: venv ## refresh the price table from the AWS Pricing API: make prices exp=...
+	$(need_exp)
+	$(PY) -m pipelines prices $(SPEC) $(args)
+
 iam-policy: venv ## least-privilege policies for the execution role and the scheduler role
 	$(need_exp)
 	@$(PY) -m pipelines iam-policy $(SPEC) $(args)
@@ -135,5 +143,5 @@ bench-serving: bench/out/assets/docs.jsonl.gz ## the serving program under 64 co
 clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
-.PHONY: help venv model local serve invoke deploy undeploy jupyter terminal definition validate plan golden schema lint test test-gpu clean new-exp \
+.PHONY: help venv model local serve invoke deploy undeploy jupyter terminal cost prices definition validate plan golden schema lint test test-gpu clean new-exp \
 	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-serving bench-long

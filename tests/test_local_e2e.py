@@ -69,6 +69,9 @@ def test_tuning_experiment_runs_end_to_end(experiment):
     registered = json.loads((experiment["runs"] / "registry" / "tiny-group" / "1.json").read_text())
     assert registered["ModelApprovalStatus"] == "Approved" and registered["ModelDataUrl"].endswith("/best-model/model.tar.gz")
     assert "leaderboard (test set)" in result.stdout and "report:" in result.stdout
+    flat = " ".join(result.stdout.split())  # rich wraps long lines at the terminal's width
+    assert "cloud estimate: the same step-seconds on the definition's instances" in flat
+    assert "no price for local" in flat  # `local` instances have no price: said, not zeroed
     output = steps["Transform"]["properties"]["TransformOutput"]["S3OutputPath"]
     assert output.endswith(f"/runs/{state['execution_id']}/transform")
     scored = (experiment["store"] / output[5:] / "new.csv.out").read_text().splitlines()

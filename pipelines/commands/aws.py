@@ -17,8 +17,10 @@ def _deploy(args):
 
 def cmd_upsert(args) -> int:
     from pipelines.aws import pipeline, schedules
+    from pipelines.compile.cost import refuse_over_budget
 
     plan, text, clients = _deploy(args)
+    refuse_over_budget(plan, where=str(spec_path(args.spec)))
     report = pipeline.upsert(plan, text, clients)
     print(f"pipeline {plan.pipeline_name}: {report['action']} ({report['pipeline_arn']})")
     print(f"code bundle: {'uploaded' if report['code_uploaded'] else 'already there'} {plan.code_uri}")
@@ -30,10 +32,14 @@ def cmd_upsert(args) -> int:
 
 def cmd_start(args) -> int:
     from pipelines.aws import pipeline
-    from pipelines.spec.parameters import parse_assignments
+    from pipelines.compile.cost import refuse_over_budget
+    from pipelines.spec.parameters import parse_assignments, refuse_bad_values
 
     plan, text, clients = _deploy(args)
-    print(pipeline.start(plan, text, parse_assignments(args.param), clients))
+    values = parse_assignments(args.param)
+    refuse_bad_values(plan.parameters, values, plan.spec.aws.kms_key)
+    refuse_over_budget(plan, values, where=str(spec_path(args.spec)))  # with the instance types and counts given
+    print(pipeline.start(plan, text, values, clients))
     return 0
 
 
@@ -106,6 +112,21 @@ def cmd_undeploy(args) -> int:
     return 0
 
 
+def cmd_prices(args) -> int:
+    import boto3
+
+    from pipelines.aws.prices import refresh
+    from pipelines.compile.cost import DATA, lines
+
+    plan = load_plan(args)
+    wanted = [line.instance_type for line in lines(plan) if line.instance_type.startswith("ml.")]
+    written, missing = refresh(DATA / "prices.json", plan.spec.aws.region, wanted,
+                               boto3.client("pricing", region_name="us-east-1"))
+    print(f"{written} prices written for {plan.spec.aws.region} to {DATA / 'prices.json'}"
+          + (f"; no price found for {', '.join(missing)}" if missing else ""))
+    return 0
+
+
 def register(sub) -> None:
     command(sub, "upsert", "upload the code bundle if new, create or update the pipeline, reconcile schedules",
             cmd_upsert)
@@ -120,3 +141,4 @@ def register(sub) -> None:
     deploy = command(sub, "deploy", "create or update an endpoint from the latest Approved model package", cmd_deploy)
     deploy.add_argument("--version", type=int, help="model package version (default: the latest Approved)")
     command(sub, "undeploy", "delete the endpoint, endpoint configs and models that deploy made", cmd_undeploy)
+    command(sub, "prices", "refresh the price table from the AWS Pricing API (needs credentials)", cmd_prices)

@@ -16,6 +16,7 @@ def cmd_definition(args) -> int:
 
 def cmd_validate(args) -> int:
     from pipelines.compile.api_check import check_definition
+    from pipelines.compile.cost import refuse_over_budget
     from pipelines.compile.definition import definition
     from pipelines.compile.window_notes import notes
     from pipelines.spec.errors import SpecError
@@ -26,6 +27,7 @@ def cmd_validate(args) -> int:
         raise SpecError(problems)
     for line in notes(plan.spec):
         print(line, file=sys.stderr)
+    refuse_over_budget(plan, where=str(spec_path(args.spec)))
     kinds = "tuning" if plan.spec.tuning else "training"
     print(f"{plan.spec.name}: valid ({len(plan.models)} model(s), {kinds}); every job step matches the SageMaker API.")
     return 0
@@ -46,8 +48,21 @@ def cmd_golden(_args) -> int:
     return 0
 
 
+def cmd_cost(args) -> int:
+    from pipelines.compile.cost_report import render
+    from pipelines.spec.parameters import parse_assignments, refuse_bad_values
+
+    plan = load_plan(args)
+    values = parse_assignments(args.param)
+    refuse_bad_values(plan.parameters, values, plan.spec.aws.kms_key)
+    print(render(plan, values), end="")
+    return 0
+
+
 def register(sub) -> None:
     command(sub, "definition", "print the canonical pipeline definition JSON", cmd_definition)
     command(sub, "validate", "validate the spec, then every job step against the SageMaker API model", cmd_validate)
     command(sub, "plan", "print the DAG, names, URIs and parameters", cmd_plan)
+    cost = command(sub, "cost", "what one execution (and each schedule's month) can cost, before it runs", cmd_cost)
+    cost.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="as at start")
     command(sub, "golden", "regenerate tests/golden/<EXP>.json for every example experiment", cmd_golden, spec=False)

@@ -54,6 +54,13 @@ class Outcome:
 REUSED_ON_RETRY = {"Succeeded", "Cached"}
 
 
+def resources_of(args: dict) -> dict | None:
+    """The instance type and count a job step asked for (what the same step would bill on SageMaker)."""
+    config = (args.get("ProcessingResources", {}).get("ClusterConfig") or args.get("ResourceConfig")
+              or args.get("TrainingJobDefinition", {}).get("ResourceConfig") or args.get("TransformResources"))
+    return {"type": config["InstanceType"], "count": int(config["InstanceCount"])} if config else None
+
+
 def saved_state(folder: Path) -> dict:
     path = folder / "state.json"
     if not path.is_file():
@@ -103,7 +110,7 @@ class Execution:
     def run_step(self, name: str) -> dict:
         step, _ = self.steps[name]
         kind = step["Type"]
-        started = time.perf_counter()
+        started, instance = time.perf_counter(), None
         if kind in JOB_TYPES:
             key = self.cache.key(step, self.scope)
             hit, why = self.cache.lookup(name, step, key)
@@ -111,7 +118,9 @@ class Execution:
                 self.options.say(f"↺ {name}: cached, same arguments as {hit['execution']}")
                 return {"status": "Cached", "seconds": 0.0, "properties": hit["properties"], "reason": hit["execution"]}
             self.options.say(f"▶ {name} ({kind}) runs: {why}")
-            properties = self._run_job(name, kind, ex.evaluate(step["Arguments"], self.scope))
+            args = ex.evaluate(step["Arguments"], self.scope)
+            instance = resources_of(args)
+            properties = self._run_job(name, kind, args)
             if (step.get("CacheConfig") or {}).get("Enabled"):
                 self.cache.remember(name, key, properties)
         elif kind == "Condition":
@@ -128,7 +137,7 @@ class Execution:
             raise JobFailed(f"step type {kind!r} is not supported by the local executor")
         seconds = time.perf_counter() - started
         self.options.say(f"✓ {name} ({seconds:.1f}s)")
-        return {"status": "Succeeded", "seconds": seconds, "properties": properties, "reason": ""}
+        return {"status": "Succeeded", "seconds": seconds, "properties": properties, "reason": "", "instance": instance}
 
     def _job(self, name: str) -> Job:
         return Job(name=name, sandbox=self.folder / "jobs" / name, log=self.folder / "logs" / f"{name}.log",

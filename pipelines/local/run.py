@@ -119,10 +119,30 @@ def summarise(outcome: Outcome, options: Options) -> None:
     transform = outcome.steps.get("Transform", {})
     if transform.get("status") in ("Succeeded", "Cached") and hasattr(options.store, "root"):
         console.print(f"batch transform: {options.store.path(transform['properties']['TransformOutput']['S3OutputPath'])}")
+    _cloud_estimate(console, outcome)
     if outcome.failure:
         console.print(f"[red]failed:[/red] {outcome.failure}")
         console.print(RETRY_HINT.format(id=outcome.execution_id))
     console.print(f"logs and state: {outcome.folder}")
+
+
+def _cloud_estimate(console, outcome: Outcome) -> None:
+    """What the step-seconds of this run would cost on the instances the definition names: an estimate, since
+    this machine's speed is not theirs (a GPU instance would usually take less time)."""
+    from pipelines.compile.cost import prices
+
+    table, total, unpriced = next(iter(prices()["regions"].values())), 0.0, set()
+    for result in outcome.steps.values():
+        instance = result.get("instance")
+        if not instance or result.get("status") != "Succeeded":
+            continue
+        if instance["type"] not in table:
+            unpriced.add(instance["type"])
+            continue
+        total += result["seconds"] / 3600 * instance["count"] * table[instance["type"]]
+    note = f"; no price for {', '.join(sorted(unpriced))}" if unpriced else ""
+    console.print(f"cloud estimate: the same step-seconds on the definition's instances ≈ ${total:,.2f} on-demand "
+                  f"(prices of {prices()['date']}; this machine's speed, not theirs{note})")
 
 
 def _output_folder(properties: dict, name: str, options: Options) -> Path | None:

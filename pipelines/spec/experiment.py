@@ -23,7 +23,16 @@ from pipelines.spec.base import (  # noqa: F401 - re-exported: the spec's names
     Strict,
     s3_or_local,
 )
-from pipelines.spec.sections import Caching, Deploy, Notebook, Retry, Schedule, Tracking, Transform  # noqa: F401
+from pipelines.spec.sections import (  # noqa: F401
+    Budget,
+    Caching,
+    Deploy,
+    Notebook,
+    Retry,
+    Schedule,
+    Tracking,
+    Transform,
+)
 
 # Fields named "register" shadow ABCMeta.register on the class; harmless, and the name is the user's word.
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
@@ -208,6 +217,7 @@ class Experiment(Strict):
     transform: Transform | None = None
     deploy: Deploy = Deploy()
     notebooks: list[Notebook] = Field([], max_length=10)
+    budget: Budget = Budget()
     schedules: list[Schedule] = []
     tracking: Tracking = Tracking()
     caching: Caching = Caching()

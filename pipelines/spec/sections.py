@@ -90,3 +90,11 @@ class Notebook(Strict):
     image_uri: str | None = Field(None, description="the notebook-job image (SageMaker Distribution) for AWS")
     kernel: str = "python3"
     max_runtime_s: int = Field(3600, ge=60, le=28 * 86400)
+
+
+class Budget(Strict):
+    """What an execution may cost: validate, upsert and start refuse a worst case above the cap."""
+
+    max_usd_per_execution: float | None = Field(None, gt=0, description="refuse when the worst case exceeds it")
+    spot_discount: float = Field(0.7, ge=0, lt=1, description="assumed saving of spot over on-demand (0.7 = pay 30%)")
+    documents: int | None = Field(None, gt=0, description="expected corpus size, for the expected-case estimate")
