@@ -33,8 +33,11 @@ def _html(executed: Path) -> Path:
 
 
 def run_notebook(job: Job, definition: dict, code_root: Path) -> dict:
+    import logging
+
     import papermill
 
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # cell progress goes to the step log, not the terminal
     job.fresh_sandbox()
     env, channel = definition["Environment"], definition["InputDataConfig"][0]
     inputs = job.sandbox / "input"
