@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import gzip
 import json
 import os
@@ -95,13 +96,18 @@ async def _client_loop(port: int, bodies: list[bytes], stop_at: float, measure_f
 
 
 def _client_process(port: int, bodies: list[bytes], connections: int, stop_at: float, measure_from: float, queue) -> None:
+    gc.freeze()  # forked from a process that imported torch: its full collections would stall the clients
     async def run() -> list:
         out: list = []
         await asyncio.gather(*(_client_loop(port, bodies[k::connections] or bodies, stop_at, measure_from, out)
                                for k in range(connections)))
         return out
 
-    queue.put(asyncio.run(run()))
+    try:  # the clients' own event loop costs less with uvloop (installed with the server)
+        from uvloop import run as run_loop
+    except ImportError:
+        run_loop = asyncio.run
+    queue.put(run_loop(run()))
 
 
 def load(port: int, texts: list[str], clients: int, seconds: float, warmup: float) -> dict:
@@ -134,6 +140,7 @@ def forward_profile(model_dir: Path, texts: list[str]) -> dict:
     from steps.serve_model import Predictor
 
     predictor, out = Predictor(model_dir), {}
+    predictor.warm_up()
     for n in (1, 8, 32, 128):
         for _ in range(3):
             predictor.predict(texts[:n])
@@ -150,6 +157,7 @@ def in_process(model_dir: Path, texts: list[str], clients: int, seconds: float =
     from steps.serve_model import Predictor
 
     predictor, out = Predictor(model_dir), {}
+    predictor.warm_up()
 
     async def drive(max_requests: int) -> float:
         os.environ["SMPIPE_SERVE_MAX_REQUESTS"] = str(max_requests)
@@ -181,10 +189,10 @@ def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batchi
     try:
         import httpx
 
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                    break
+        ready, deadline = set(), time.monotonic() + 180
+        while len(ready) < workers and time.monotonic() < deadline:  # every worker, not the first one up:
+            try:  # connections opened before a worker listens all go to the others
+                ready.add(httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).json()["worker"])
             except httpx.HTTPError:
                 time.sleep(0.3)
         result = load(port, texts, clients, seconds, warmup=3)
@@ -200,7 +208,8 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--model", choices=sorted(MODELS), default="minilm")
-    p.add_argument("--workers", type=int, default=0, help="server processes for the batched run (default: the server's own)")
+    p.add_argument("--workers", default="", help="server processes for the batched runs, comma-separated "
+                   "(default: the server's own choice)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "serving")
     args = p.parse_args()
@@ -213,14 +222,13 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from steps.serve import default_workers
 
-    workers = args.workers or default_workers()
+    workers = [int(n) for n in args.workers.split(",") if n.strip()] or [default_workers()]
     profile = forward_profile(opt_ml / "model", texts)
     print(f"encode + forward + predictions, ms by documents per call: {profile}", flush=True)
     inproc = in_process(opt_ml / "model", texts, args.clients)
     print(f"batcher without HTTP, requests/s: {inproc}", flush=True)
     modes = {"one-at-a-time": (False, 1), "batched": (True, 1)}
-    if workers > 1:
-        modes[f"batched, {workers} workers"] = (True, workers)
+    modes.update({f"batched, {n} workers": (True, n) for n in workers if n > 1})
     results = {mode: measure(opt_ml, texts, args.clients, args.seconds, batching, n)
                for mode, (batching, n) in modes.items()}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"

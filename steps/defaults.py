@@ -7,6 +7,7 @@ the default; see templates/new-exp/user_defined_funcs.py.j2.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -132,6 +133,7 @@ def encode_data(batch: dict, tokenizer, model: dict) -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=8)  # two tokenizer calls: a third of encoding one short served document
 def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     """The ids a tokenizer puts before and after a single sequence ([CLS] … [SEP], <s> … </s>)."""
     bare = tokenizer("a", add_special_tokens=False)["input_ids"]

@@ -128,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                 rc = run([sys.executable, "-m", "steps.export"], env)
                 if rc == 0:
                     package_code(code_dir, contract.model_dir())
-        elif program == "serve":
-            rc = run([sys.executable, "-m", "steps.serve", *argv[1:]], program_env(serving_code()))
+        elif program == "serve":  # the server replaces the launcher: SageMaker's SIGTERM reaches it
+            cmd = [sys.executable, "-m", "steps.serve", *argv[1:]]
+            print("launcher: " + " ".join(cmd), flush=True)
+            os.execve(sys.executable, cmd, program_env(serving_code()))
         else:
             code_dir = unpack_code(contract.local(contract.PROC_CODE))
             rc = run([sys.executable, "-m", f"steps.{program}", *argv[1:]], program_env(code_dir))

@@ -11,6 +11,7 @@ arrive together are batched on the device (steps/serve_batcher.py). A bad reques
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations as objects.
 import argparse
+import gc
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -43,6 +44,11 @@ def create_app(model_dir: Path, max_wait: float = 0.0):
     from steps.serve_model import Predictor
 
     predictor = Predictor(model_dir)
+    predictor.warm_up()
+    # torch, transformers and FastAPI leave over 200,000 long-lived objects: a full collection walking them
+    # stalls every request in flight (83 ms on a 2-core laptop). Frozen, collections see only new ones.
+    gc.collect()
+    gc.freeze()
     batcher = Batcher(predictor, max_wait=max_wait)
 
     @asynccontextmanager
@@ -55,7 +61,8 @@ def create_app(model_dir: Path, max_wait: float = 0.0):
 
     @app.get("/ping")
     async def ping():
-        return {"status": "ok", **predictor.describe(), "batches": batcher.batches, "requests": batcher.requests}
+        return {"status": "ok", **predictor.describe(), "worker": os.getpid(), "batches": batcher.batches,
+                "requests": batcher.requests}
 
     @app.get("/execution-parameters")
     async def execution_parameters():  # what batch transform asks before it starts sending records
@@ -78,12 +85,13 @@ def create_app(model_dir: Path, max_wait: float = 0.0):
 
 
 def default_workers() -> int:
-    """One process on CPU (torch uses every core); on GPU several, sharing the device, because one Python
-    process cannot parse and answer requests as fast as the GPU serves them."""
+    """One process on CPU (torch uses every core); on a GPU two, sharing the device, because one Python
+    process cannot parse and answer requests as fast as the GPU serves them (on an H200 with 16 cores: one
+    1,490-1,720 req/s, two 1,990, four 2,020; bench/results/serving-gpu-2026-11-30.json)."""
     import torch
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(4, cpus // 4)) if torch.cuda.is_available() else 1
+    return max(1, min(2, cpus // 4)) if torch.cuda.is_available() else 1
 
 
 def app_from_env():
@@ -91,8 +99,10 @@ def app_from_env():
     import torch
 
     workers = int(os.environ.get("SMPIPE_SERVE_WORKERS", "1"))
-    if not torch.cuda.is_available() and workers > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    if workers > 1:  # the processes are the parallelism: thread pools of every core in each would contend
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if not torch.cuda.is_available():
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     return create_app(Path(os.environ["SMPIPE_SERVE_MODEL_DIR"]), float(os.environ.get("SMPIPE_SERVE_MAX_WAIT", "0")))
 
 
@@ -107,10 +117,12 @@ def main(argv=None) -> int:
           "(POST /invocations, GET /ping)", flush=True)
     if workers == 1:  # the model loads before the port opens
         uvicorn.run(app_from_env(), host=args.host, port=args.port, log_level="warning", timeout_keep_alive=75)
-    else:
-        uvicorn.run("steps.serve:app_from_env", factory=True, workers=workers, host=args.host, port=args.port,
-                    log_level="warning", timeout_keep_alive=75)
-    return 0
+        return 0
+    from steps import serve_workers
+    from steps.serve_model import check_model_dir
+
+    check_model_dir(args.model_dir)  # before the workers start: one clear message, not one per worker
+    return serve_workers.run(args.host, args.port, workers)
 
 
 if __name__ == "__main__":

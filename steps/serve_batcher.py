@@ -1,9 +1,11 @@
 """Dynamic batching for the serving program: concurrent requests share one encode and one forward pass.
 
 Requests are queued as they arrive. One task takes what is queued (waiting at most ``max_wait`` seconds
-for more, up to a number of texts), and hands the whole batch to the model thread: one tokenizer call
-for all its texts (the fast tokenizer spreads it over the cores), one length-sorted forward pass, then
-each request's predictions. The event loop stays free meanwhile: /ping answers while a large batch runs.
+for more, up to a number of texts) and encodes the whole batch on the encode thread (one tokenizer call;
+the fast tokenizer spreads it over the cores), then hands it to the model thread: length-sorted forward
+passes, then each request's predictions. While batch N runs on the model thread, batch N+1 is taken and
+encoded, so the device waits for the tokenizer only when the server is idle. The event loop stays free
+meanwhile: /ping answers while a large batch runs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from steps.serve_model import Predictor
+from steps.serve_model import Encoded, Predictor
+
+Taken = list[tuple[list[str], asyncio.Future]]
 
 
 class Batcher:
@@ -20,8 +24,10 @@ class Batcher:
         self.predictor, self.max_wait = predictor, max_wait
         # 1 = one request per forward pass: the baseline `make bench` compares batching against.
         self.max_requests = int(os.environ.get("SMPIPE_SERVE_MAX_REQUESTS", "1024"))
+        self.pipelined = os.environ.get("SMPIPE_SERVE_PIPELINE", "1") != "0"
         self.max_texts = predictor.rows * 4
         self.queue: asyncio.Queue | None = None
+        self.encode_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self.batches = self.requests = 0
         self.task: asyncio.Task | None = None
@@ -33,14 +39,15 @@ class Batcher:
     async def stop(self) -> None:
         if self.task:
             self.task.cancel()
-        self.model_thread.shutdown(wait=False)
+        for pool in (self.encode_thread, self.model_thread):
+            pool.shutdown(wait=False)
 
     async def predict(self, texts: list[str]) -> list[dict]:
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((texts, future))
         return await future
 
-    async def _take(self) -> list[tuple[list[str], asyncio.Future]]:
+    async def _take(self) -> Taken:
         """What is queued now (after an optional short wait): under load the queue fills while the model
         runs, so batches grow with the load and an idle server answers a lone request at once."""
         taken = [await self.queue.get()]
@@ -52,24 +59,36 @@ class Batcher:
             count += len(taken[-1][0])
         return taken
 
-    def _work(self, requests: list[list[str]]) -> list[list[dict]]:
-        texts = [t for request in requests for t in request]
-        predictions = self.predictor.predict(texts)
-        out, start = [], 0
-        for request in requests:
-            out.append(predictions[start:start + len(request)])
-            start += len(request)
-        return out
-
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop, running = asyncio.get_running_loop(), None
         while True:
             taken = await self._take()
             try:
-                results = await loop.run_in_executor(self.model_thread, self._work, [texts for texts, _ in taken])
+                encoded = await loop.run_in_executor(self.encode_thread, self.predictor.encode,
+                                                     [t for texts, _ in taken for t in texts])
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the error, the server lives on
-                results = [exc] * len(taken)
-            self.batches, self.requests = self.batches + 1, self.requests + len(taken)
-            for (_, future), result in zip(taken, results, strict=True):
-                if not future.done():
-                    (future.set_exception if isinstance(result, Exception) else future.set_result)(result)
+                self._settle(taken, [exc] * len(taken))
+                continue
+            if running:  # one batch on the model thread at a time: the next one grows meanwhile
+                await running
+            running = loop.create_task(self._complete(taken, encoded))
+            if not self.pipelined:
+                await running
+
+    async def _complete(self, taken: Taken, encoded: Encoded) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            predictions = await loop.run_in_executor(self.model_thread, self.predictor.predict_encoded, encoded)
+            results, start = [], 0
+            for texts, _ in taken:
+                results.append(predictions[start:start + len(texts)])
+                start += len(texts)
+        except Exception as exc:  # noqa: BLE001 - as above
+            results = [exc] * len(taken)
+        self._settle(taken, results)
+
+    def _settle(self, taken: Taken, results: list) -> None:
+        self.batches, self.requests = self.batches + 1, self.requests + len(taken)
+        for (_, future), result in zip(taken, results, strict=True):
+            if not future.done():
+                (future.set_exception if isinstance(result, Exception) else future.set_result)(result)

@@ -17,7 +17,9 @@ import numpy as np
 from steps import contract, inference, udf
 from steps.common import StepError, aggregate_windows, window_settings
 
-BUDGET = {"cuda": (32768, 512), "cpu": (1024, 16)}  # (padded tokens, rows) in one forward pass (measured: bench/serving.py)
+# (padded tokens, rows) in one forward pass, and a pass's fixed cost in padded tokens: on an H200 a BERT-base
+# pass costs 2.5 ms + 0.56 µs per padded token (1x64: 2.5 ms, 64x512: 21 ms), so 2.5 ms is about 4,400 tokens.
+BUDGET = {"cuda": (32768, 512, 4096), "cpu": (1024, 16, 64)}
 MULTIPLE = 8
 
 
@@ -34,22 +36,37 @@ class Encoded:
         return sum(len(w) for w in self.windows)
 
 
+def check_model_dir(model_dir: Path) -> None:
+    if not (model_dir / "labels.json").is_file():
+        raise StepError(f"{model_dir} is not an exported model (labels.json missing): serve a model.tar.gz "
+                        "written by a training job")
+
+
 class Predictor:
     def __init__(self, model_dir: Path):
         from transformers import AutoTokenizer
 
-        if not (model_dir / "labels.json").is_file():
-            raise StepError(f"{model_dir} is not an exported model (labels.json missing): serve a model.tar.gz "
-                            "written by a training job")
+        check_model_dir(model_dir)
         self.module, self.device, self.keys = inference.load(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "hf"))
         self.labels = contract.read_json(model_dir / "labels.json")["labels"]
         self.settings = contract.read_json(model_dir / "prepare_model.json", {"max_length": 512, "long_documents": "head"})
         self.encode_fn = udf.function("encode_data")
         self.pad_id = self.tokenizer.pad_token_id or 0
-        tokens, rows = BUDGET[self.device]
+        tokens, rows, overhead = BUDGET[self.device]
         self.tokens = int(os.environ.get("SMPIPE_SERVE_TOKENS", tokens))  # padded tokens in one forward pass
         self.rows = int(os.environ.get("SMPIPE_SERVE_ROWS", rows))
+        self.overhead = int(os.environ.get("SMPIPE_SERVE_OVERHEAD_TOKENS", overhead))
+
+    def warm_up(self) -> None:
+        """One pass per width class up to max_length on a GPU (the first pass of a shape loads kernels and
+        sets up cuBLAS), the shortest and longest on a CPU, so the first requests do not pay for that."""
+        limit = int(self.settings["max_length"])
+        widths = inference.width_classes(limit) if self.device == "cuda" else [MULTIPLE, limit]
+        for width in widths:
+            self.forward([[self.pad_id] * width])
+        if self.device == "cuda":  # a full pass reserves the memory that later passes of any shape reuse
+            self.forward([[self.pad_id] * limit] * max(1, min(self.rows, self.tokens // limit)))
 
     def describe(self) -> dict:
         return {"labels": self.labels, "device": self.device, "max_length": int(self.settings["max_length"]),
@@ -62,16 +79,18 @@ class Predictor:
         return Encoded([list(ids) for ids in out["input_ids"]], [int(d) for d in out["doc_id"]], len(texts))
 
     def forward(self, windows: list[list[int]]) -> np.ndarray:
-        """Logits of every window, in order; length-sorted batches within the token budget."""
+        """Logits of every window, in order: length-sorted passes within the token budget, every pass launched
+        before the first result is read back (on a GPU the passes queue up behind each other)."""
         import torch
 
-        lengths = [len(w) for w in windows]
         out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
+        launched = []
         with torch.inference_mode(), torch.jit.optimized_execution(False):
-            for idx in inference.plan(lengths, self.tokens, self.rows):
+            for idx in inference.plan([len(w) for w in windows], self.tokens, self.rows, self.overhead):
                 ids, mask = self._pad([windows[i] for i in idx])
                 tensors = {"input_ids": ids, "attention_mask": mask}
-                logits = self.module(*[tensors[k].to(self.device) for k in self.keys])
+                launched.append((idx, self.module(*[tensors[k].to(self.device) for k in self.keys])))
+            for idx, logits in launched:
                 out[idx] = logits.float().cpu().numpy()
         return out
 
@@ -98,6 +117,8 @@ class Predictor:
                  "probabilities": {name: round(float(v), 6) for name, v in zip(self.labels, p, strict=True)}}
                 for p in probs]
 
-    def predict(self, texts: list[str]) -> list[dict]:
-        encoded = self.encode(texts)
+    def predict_encoded(self, encoded: Encoded) -> list[dict]:
         return self.predictions(encoded, self.forward(encoded.windows))
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        return self.predict_encoded(self.encode(texts))

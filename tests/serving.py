@@ -67,3 +67,9 @@ class Server:
     def __exit__(self, *exc) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+        assert_closed(self.port)  # the launcher execs the server: stopping it stops everything behind the port
+
+
+def assert_closed(port: int) -> None:
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, f"something still listens on port {port}"

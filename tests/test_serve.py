@@ -4,6 +4,7 @@ on artifacts that training wrote: every content type, bad requests, concurrency,
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -11,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from serving import Server, post_json, request
+from serving import Server, assert_closed, post_json, request
 from test_steps_train import run, training_sandbox
 from tiny import TOPICS, make_texts, write_jsonl
 
@@ -124,6 +125,27 @@ def test_ping_stays_fast_while_a_large_batch_runs(server):
     assert max(latencies, default=0) < 1.0
 
 
+def test_workers_share_the_port_and_stop_together(artifacts):
+    with Server(artifacts["head"], env={"SMPIPE_SERVE_WORKERS": "2"}) as server:
+        deadline, workers = time.monotonic() + 60, set()
+        while len(workers) < 2 and time.monotonic() < deadline:  # the second worker may still be loading
+            workers |= {json.loads(request(server.port, "/ping")[2])["worker"] for _ in range(20)}
+        assert len(workers) == 2 and server.proc.pid not in workers  # new connections reach both processes
+        text = "the match ended with a late goal by the home team"
+        assert len({post_json(server.port, text)[0]["label"] for _ in range(10)}) == 1
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_workers_refuse_a_folder_that_is_no_model_with_one_message(tmp_path):
+    (tmp_path / "ml" / "model").mkdir(parents=True)
+    server = Server(tmp_path / "ml", env={"SMPIPE_SERVE_WORKERS": "2"})
+    assert server.proc.wait(timeout=60) == 2
+    log = server.log.read_text()
+    assert log.count("is not an exported model (labels.json missing)") == 1 and "Traceback" not in log
+
+
 def test_long_documents_use_the_training_strategy(artifacts):
     sys.path.insert(0, str(artifacts["slide"] / "model" / "code"))
     from steps.serve_model import Predictor
@@ -175,6 +197,7 @@ def test_make_serve_and_invoke_on_a_locally_registered_version(artifacts, write_
     finally:
         server.terminate()
         server.wait(timeout=30)
+    assert_closed(port)  # make serve became the server: its stop left nothing listening
     missing = subprocess.run([sys.executable, "-m", "pipelines", "serve", str(spec), *common[:4], "--version", "7"],
                              cwd=ROOT, capture_output=True, text=True)
     assert missing.returncode == 2 and "tiny-group has no version 7" in missing.stderr

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NoReturn
 
 from pipelines.local.store import LocalStore
 from pipelines.spec.errors import fail
@@ -43,13 +43,15 @@ def unpack(entry: dict, store: LocalStore, serving_root: Path) -> Path:
     return opt_ml
 
 
-def serve(opt_ml: Path, port: int, code_root: Path) -> int:
-    """Run the image's serving program in the foreground until Ctrl-C."""
+def serve(opt_ml: Path, port: int, code_root: Path) -> NoReturn:
+    """Become the image's serving program (exec) until Ctrl-C or SIGTERM: a stop reaches the server itself,
+    not a parent that would leave it running."""
     env = {**os.environ, "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
            "SAGEMAKER_BIND_TO_PORT": str(port), "PYTHONPATH": str(code_root)}
     env.pop("SMPIPE_EXPERIMENT_DIR", None)
-    return subprocess.run([sys.executable, "-m", "steps.launcher", "serve"], env=env, cwd=opt_ml.parent,
-                          check=False).returncode
+    sys.stdout.flush()
+    os.chdir(opt_ml.parent)
+    os.execve(sys.executable, [sys.executable, "-m", "steps.launcher", "serve"], env)
 
 
 def invoke(port: int, texts: list[str]) -> list[dict]:

@@ -1,0 +1,60 @@
+"""Several serving processes on one port, each with its own listening socket (SO_REUSEPORT).
+
+One Python process parses and answers about 1,500 requests/s beside a GPU; more need more processes.
+With one shared socket (uvicorn's own workers) the process that wakes first accepts a burst of new
+connections and keep-alive clients stay on it; with a socket per process the kernel spreads connections
+over the processes evenly. The parent starts the workers, forwards SIGTERM and stops them all as soon
+as one exits (SageMaker then restarts the container).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def _worker(host: str, port: int) -> None:
+    import uvicorn
+
+    from steps.serve import app_from_env
+
+    try:
+        app = app_from_env()  # the model loads before this worker's socket opens
+        sock = listening_socket(host, port)
+    except Exception as exc:  # noqa: BLE001 - the parent reports the exit; the message says why
+        print(f"serving worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=75)).run(sockets=[sock])
+
+
+def run(host: str, port: int, workers: int) -> int:
+    """Run ``workers`` serving processes until a signal or until one of them exits; its exit code."""
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
+    processes = [context.Process(target=_worker, args=(host, port), name=f"serve-{k}") for k in range(workers)]
+    for process in processes:
+        process.start()
+    stopping = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    while not stopping and all(p.is_alive() for p in processes):
+        time.sleep(0.2)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=30)
+    failed = [p.exitcode for p in processes if p.exitcode not in (0, -signal.SIGTERM)]
+    return 0 if stopping or not failed else failed[0] or 1
