@@ -16,6 +16,8 @@ import socket
 import sys
 import time
 
+from steps.common import StepError
+
 
 def listening_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -43,6 +45,11 @@ def _worker(host: str, port: int) -> None:
 
 def run(host: str, port: int, workers: int) -> int:
     """Run ``workers`` serving processes until a signal or until one of them exits; its exit code."""
+    try:  # a port held by another program: one message here, not one per worker after its model loaded
+        listening_socket(host, port).close()
+    except OSError as exc:
+        raise StepError(f"cannot listen on {host}:{port} ({exc.strerror}): stop what uses it or choose "
+                        "another port (SAGEMAKER_BIND_TO_PORT, make serve port=…)") from None
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
     processes = [context.Process(target=_worker, args=(host, port), name=f"serve-{k}") for k in range(workers)]
     for process in processes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -144,6 +145,17 @@ def test_workers_refuse_a_folder_that_is_no_model_with_one_message(tmp_path):
     assert server.proc.wait(timeout=60) == 2
     log = server.log.read_text()
     assert log.count("is not an exported model (labels.json missing)") == 1 and "Traceback" not in log
+
+
+def test_workers_refuse_a_port_in_use_with_one_message(artifacts):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = Server(artifacts["head"], env={"SMPIPE_SERVE_WORKERS": "2",
+                                                "SAGEMAKER_BIND_TO_PORT": str(taken.getsockname()[1])})
+        assert server.proc.wait(timeout=60) == 2
+    log = server.log.read_text()
+    assert "cannot listen on 127.0.0.1:" in log and "Address already in use" in log and "Traceback" not in log
 
 
 def test_long_documents_use_the_training_strategy(artifacts):
