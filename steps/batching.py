@@ -95,16 +95,27 @@ def row_lengths(dataset) -> list[int]:
 
 
 class TokenMatrix:
-    """A dataset's input_ids as one flat array plus offsets: padded batches by vectorised indexing."""
+    """Rows of token ids as one flat array plus offsets: padded batches by vectorised indexing."""
 
-    def __init__(self, dataset):
+    def __init__(self, offsets, flat):
+        self.offsets, self.flat = offsets, flat
+        self.lengths = offsets[1:] - offsets[:-1]
+
+    @classmethod
+    def from_dataset(cls, dataset) -> TokenMatrix:
         import numpy as np
 
         column = dataset.with_format("arrow")["input_ids"]
         column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-        self.offsets = np.asarray(column.offsets, dtype=np.int64)
-        self.flat = np.asarray(column.values, dtype=np.int64)
-        self.lengths = np.diff(self.offsets)
+        return cls(np.asarray(column.offsets, dtype=np.int64), np.asarray(column.values, dtype=np.int64))
+
+    @classmethod
+    def from_rows(cls, rows: list[list[int]]) -> TokenMatrix:
+        import numpy as np
+
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in rows], out=offsets[1:])
+        return cls(offsets, np.fromiter((t for r in rows for t in r), dtype=np.int64, count=int(offsets[-1])))
 
     def batch(self, idx, pad_id: int, multiple: int = 8) -> dict[str, torch.Tensor]:
         import numpy as np

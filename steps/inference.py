@@ -111,7 +111,7 @@ def predict(model_dir: Path, dataset, pad_id: int, tokens: int = 0) -> tuple:
     import torch
 
     module, device, keys = load(model_dir)
-    matrix = TokenMatrix(dataset)
+    matrix = TokenMatrix.from_dataset(dataset)
     budget_tokens, budget_rows = BUDGET[device]
     batches = plan(matrix.lengths, tokens or budget_tokens, budget_rows)
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from steps import contract, inference, udf
+from steps.batching import TokenMatrix
 from steps.common import StepError, aggregate_windows, window_settings
 
 # (padded tokens, rows) in one forward pass, and a pass's fixed cost in padded tokens: on an H200 a BERT-base
 # pass costs 2.5 ms + 0.56 µs per padded token (1x64: 2.5 ms, 64x512: 21 ms), so 2.5 ms is about 4,400 tokens.
 BUDGET = {"cuda": (32768, 512, 4096), "cpu": (1024, 16, 64)}
-MULTIPLE = 8
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Predictor:
         """One pass per width class up to max_length on a GPU (the first pass of a shape loads kernels and
         sets up cuBLAS), the shortest and longest on a CPU, so the first requests do not pay for that."""
         limit = int(self.settings["max_length"])
-        widths = inference.width_classes(limit) if self.device == "cuda" else [MULTIPLE, limit]
+        widths = inference.width_classes(limit) if self.device == "cuda" else [inference.MULTIPLE, limit]
         for width in widths:
             self.forward([[self.pad_id] * width])
         if self.device == "cuda":  # a full pass reserves the memory that later passes of any shape reuse
@@ -84,25 +84,14 @@ class Predictor:
         import torch
 
         out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
-        launched = []
+        matrix, launched = TokenMatrix.from_rows(windows), []
         with torch.inference_mode(), torch.jit.optimized_execution(False):
-            for idx in inference.plan([len(w) for w in windows], self.tokens, self.rows, self.overhead):
-                ids, mask = self._pad([windows[i] for i in idx])
-                tensors = {"input_ids": ids, "attention_mask": mask}
+            for idx in inference.plan(matrix.lengths, self.tokens, self.rows, self.overhead):
+                tensors = matrix.batch(idx, self.pad_id, inference.MULTIPLE)
                 launched.append((idx, self.module(*[tensors[k].to(self.device) for k in self.keys])))
             for idx, logits in launched:
                 out[idx] = logits.float().cpu().numpy()
         return out
-
-    def _pad(self, rows: list[list[int]]):
-        import torch
-
-        width = -(-max(len(r) for r in rows) // MULTIPLE) * MULTIPLE
-        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            ids[i, :len(row)], mask[i, :len(row)] = row, 1
-        return torch.from_numpy(ids), torch.from_numpy(mask)
 
     def predictions(self, encoded: Encoded, logits: np.ndarray) -> list[dict]:
         """The document's windows aggregated as in evaluation (mean logits by default), then softmax."""

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from steps import inference
+from steps import batching, inference
 
 
 def width(length: int) -> int:
@@ -55,3 +55,11 @@ def test_width_classes_reach_the_limit_and_stay_few():
 @pytest.mark.parametrize("lengths", [[], [7]])
 def test_empty_and_single_batches(lengths):
     assert inference.plan(lengths, 1024, 16, overhead=64) == ([[0]] if lengths else [])
+
+
+def test_served_windows_pad_like_the_dataset_batches():
+    rows = [[5, 6, 7], [1], list(range(2, 11))]
+    batch = batching.TokenMatrix.from_rows(rows).batch([2, 0, 1], pad_id=0, multiple=8)
+    ids, mask = batch["input_ids"].tolist(), batch["attention_mask"].tolist()
+    assert len(ids[0]) == 16 and [sum(m) for m in mask] == [9, 3, 1]
+    assert ids[0][:9] == rows[2] and ids[1] == [5, 6, 7] + [0] * 13 and ids[2] == [1] + [0] * 15

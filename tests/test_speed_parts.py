@@ -67,7 +67,7 @@ def dataset(rows: list[list[int]]):
 
 def test_token_matrix_pads_like_the_training_collate():
     rows = [[5, 6, 7], [8], list(range(10, 21))]
-    matrix = batching.TokenMatrix(dataset(rows))
+    matrix = batching.TokenMatrix.from_dataset(dataset(rows))
     assert matrix.lengths.tolist() == [3, 1, 11] and batching.row_lengths(dataset(rows)) == [3, 1, 11]
     fast = matrix.batch([2, 0], pad_id=0)
     slow = batching.collate(0)([{"input_ids": rows[i], "labels": 0, "doc_id": i} for i in (2, 0)])

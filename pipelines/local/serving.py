@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from pipelines.local.store import LocalStore
 from pipelines.spec.errors import fail
+from steps import contract
 
 
 def registered(registry: Path, group: str, version: int | None) -> dict:
@@ -43,12 +44,20 @@ def unpack(entry: dict, store: LocalStore, serving_root: Path) -> Path:
     return opt_ml
 
 
+def serving_env(opt_ml: Path, port: int, code_root: Path, extra: dict | None = None) -> dict[str, str]:
+    """The environment of the image's serving program on 127.0.0.1:``port`` over the sandbox ``opt_ml``
+    (the container sees the model's own variables, not the experiment folder this command runs in)."""
+    env = {**os.environ, **{k: str(v) for k, v in (extra or {}).items()}, contract.OPT_ML_ENV: str(opt_ml),
+           "PYTHONPATH": str(code_root), "PYTHONUNBUFFERED": "1", "SMPIPE_SERVE_HOST": "127.0.0.1",
+           "SAGEMAKER_BIND_TO_PORT": str(port)}
+    env.pop("SMPIPE_EXPERIMENT_DIR", None)
+    return env
+
+
 def serve(opt_ml: Path, port: int, code_root: Path) -> NoReturn:
     """Become the image's serving program (exec) until Ctrl-C or SIGTERM: a stop reaches the server itself,
     not a parent that would leave it running."""
-    env = {**os.environ, "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
-           "SAGEMAKER_BIND_TO_PORT": str(port), "PYTHONPATH": str(code_root)}
-    env.pop("SMPIPE_EXPERIMENT_DIR", None)
+    env = serving_env(opt_ml, port, code_root)
     sys.stdout.flush()
     os.chdir(opt_ml.parent)
     os.execve(sys.executable, [sys.executable, "-m", "steps.launcher", "serve"], env)

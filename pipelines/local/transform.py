@@ -10,7 +10,6 @@ per input line, or the step fails saying which file and how many lines came back
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipelines.local.jobs import Job, JobFailed
+from pipelines.local.serving import serving_env
 from steps import contract
 
 START_TIMEOUT_S = 180
@@ -53,10 +53,7 @@ class ServingContainer:
 
     def __init__(self, job: Job, environment: dict):
         self.job, self.port = job, _free_port()
-        env = {**os.environ, **{k: str(v) for k, v in environment.items()}, contract.OPT_ML_ENV: str(job.opt_ml),
-               "PYTHONPATH": str(job.code_root), "PYTHONUNBUFFERED": "1", "SMPIPE_SERVE_HOST": "127.0.0.1",
-               "SAGEMAKER_BIND_TO_PORT": str(self.port)}
-        env.pop("SMPIPE_EXPERIMENT_DIR", None)
+        env = serving_env(job.opt_ml, self.port, job.code_root, environment)
         job.log.parent.mkdir(parents=True, exist_ok=True)
         self.log = job.log.open("w", encoding="utf-8", buffering=1)
         self.proc = subprocess.Popen([sys.executable, "-m", "steps.launcher", "serve"], cwd=job.sandbox, env=env,
