@@ -32,7 +32,12 @@ def load(model_dir: Path):
         # H200); token-budget batches all differ in shape, so the memory-efficient kernel serves them instead.
         torch.backends.cuda.enable_cudnn_sdp(False)
     name = "model.cuda.pt" if device == "cuda" else "model.pt"
-    module = torch.jit.load(str(model_dir / name), map_location=device).eval()
+    try:
+        module = torch.jit.load(str(model_dir / name), map_location=device).eval()
+    except (RuntimeError, ValueError, OSError) as exc:  # missing, truncated or not TorchScript
+        reason = str(exc).strip().split(". ")[0].splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StepError(f"{model_dir / name} cannot be loaded ({reason}): the artifact is damaged or was not "
+                        "written by steps.export; export the model again") from None
     keys = contract.read_json(model_dir / "input_keys.json", {"keys": ["input_ids", "attention_mask"]})["keys"]
     unknown = sorted(set(keys) - {"input_ids", "attention_mask"})
     if unknown:

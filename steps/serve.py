@@ -35,7 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def create_app(model_dir: Path, max_wait: float = 0.0):
+def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
@@ -43,7 +43,7 @@ def create_app(model_dir: Path, max_wait: float = 0.0):
     from steps.serve_formats import BadRequest, parse, render
     from steps.serve_model import Predictor
 
-    predictor = Predictor(model_dir)
+    predictor = Predictor(model_dir, model)  # model: the shared model process's pipe when there are workers
     predictor.warm_up()
     # torch, transformers and FastAPI leave over 200,000 long-lived objects: a full collection walking them
     # stalls every request in flight (83 ms on a 2-core laptop). Frozen, collections see only new ones.
@@ -85,25 +85,24 @@ def create_app(model_dir: Path, max_wait: float = 0.0):
 
 
 def default_workers() -> int:
-    """One process on CPU (torch uses every core); on a GPU two, sharing the device, because one Python
-    process cannot parse and answer requests as fast as the GPU serves them (on an H200 with 16 cores: one
-    1,490-1,720 req/s, two 1,990, four 2,020; bench/results/serving-gpu-2026-11-30.json)."""
+    """One process on CPU (torch uses every core); on a GPU, serving processes sharing one model process,
+    because one Python process cannot parse, encode and answer requests as fast as the GPU serves them."""
     import torch
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(2, cpus // 4)) if torch.cuda.is_available() else 1
+    return max(1, min(4, cpus // 4)) if torch.cuda.is_available() else 1
 
 
-def app_from_env():
-    """The app of one worker process (uvicorn's factory when there are several)."""
-    import torch
+def app_from_env(connection=None):
+    """The app of one serving process; ``connection``: its pipe to the model process when there are several."""
+    model = None
+    if connection is not None:  # this process encodes; the processes together keep every core busy
+        from steps.serve_engine import RemoteModel
 
-    workers = int(os.environ.get("SMPIPE_SERVE_WORKERS", "1"))
-    if workers > 1:  # the processes are the parallelism: thread pools of every core in each would contend
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        if not torch.cuda.is_available():
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    return create_app(Path(os.environ["SMPIPE_SERVE_MODEL_DIR"]), float(os.environ.get("SMPIPE_SERVE_MAX_WAIT", "0")))
+        model = RemoteModel(connection)
+    return create_app(Path(os.environ["SMPIPE_SERVE_MODEL_DIR"]), float(os.environ.get("SMPIPE_SERVE_MAX_WAIT", "0")),
+                      model)
 
 
 def main(argv=None) -> int:
@@ -122,7 +121,7 @@ def main(argv=None) -> int:
     from steps.serve_model import check_model_dir
 
     check_model_dir(args.model_dir)  # before the workers start: one clear message, not one per worker
-    return serve_workers.run(args.host, args.port, workers)
+    return serve_workers.run(args.host, args.port, workers, args.model_dir)
 
 
 if __name__ == "__main__":

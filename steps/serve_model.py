@@ -42,17 +42,24 @@ def check_model_dir(model_dir: Path) -> None:
                         "written by a training job")
 
 
-class Predictor:
-    def __init__(self, model_dir: Path):
-        from transformers import AutoTokenizer
+def read_artifact(model_dir: Path) -> tuple[list[str], dict]:
+    """The labels and the windowing settings training used (max_length, long_documents)."""
+    check_model_dir(model_dir)
+    labels = contract.read_json(model_dir / "labels.json")["labels"]
+    return labels, contract.read_json(model_dir / "prepare_model.json", {"max_length": 512, "long_documents": "head"})
 
-        check_model_dir(model_dir)
+
+def pad_token(tokenizer) -> int:
+    return tokenizer.pad_token_id or 0
+
+
+class Model:
+    """The traced module on its device: logits of windows of token ids, in length-sorted passes."""
+
+    def __init__(self, model_dir: Path, pad_id: int):
+        labels, settings = read_artifact(model_dir)
         self.module, self.device, self.keys = inference.load(model_dir)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "hf"))
-        self.labels = contract.read_json(model_dir / "labels.json")["labels"]
-        self.settings = contract.read_json(model_dir / "prepare_model.json", {"max_length": 512, "long_documents": "head"})
-        self.encode_fn = udf.function("encode_data")
-        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.pad_id, self.labels, self.max_length = pad_id, len(labels), int(settings["max_length"])
         tokens, rows, overhead = BUDGET[self.device]
         self.tokens = int(os.environ.get("SMPIPE_SERVE_TOKENS", tokens))  # padded tokens in one forward pass
         self.rows = int(os.environ.get("SMPIPE_SERVE_ROWS", rows))
@@ -61,12 +68,47 @@ class Predictor:
     def warm_up(self) -> None:
         """One pass per width class up to max_length on a GPU (the first pass of a shape loads kernels and
         sets up cuBLAS), the shortest and longest on a CPU, so the first requests do not pay for that."""
-        limit = int(self.settings["max_length"])
+        limit = self.max_length
         widths = inference.width_classes(limit) if self.device == "cuda" else [inference.MULTIPLE, limit]
         for width in widths:
             self.forward([[self.pad_id] * width])
         if self.device == "cuda":  # a full pass reserves the memory that later passes of any shape reuse
             self.forward([[self.pad_id] * limit] * max(1, min(self.rows, self.tokens // limit)))
+
+    def forward(self, windows: list[list[int]]) -> np.ndarray:
+        return self.forward_matrix(TokenMatrix.from_rows(windows))
+
+    def forward_matrix(self, matrix: TokenMatrix) -> np.ndarray:
+        """Logits of every row, in order: length-sorted passes within the token budget, every pass launched
+        before the first result is read back (on a GPU the passes queue up behind each other)."""
+        import torch
+
+        out, launched = np.zeros((len(matrix.lengths), self.labels), dtype=np.float32), []
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
+            for idx in inference.plan(matrix.lengths, self.tokens, self.rows, self.overhead):
+                tensors = matrix.batch(idx, self.pad_id, inference.MULTIPLE)
+                launched.append((idx, self.module(*[tensors[k].to(self.device) for k in self.keys])))
+            for idx, logits in launched:
+                out[idx] = logits.float().cpu().numpy()
+        return out
+
+
+class Predictor:
+    """Requests in, predictions out: the tokenizer and the training's windowing around a ``Model`` (in this
+    process, or in the model process that several serving processes share: steps/serve_engine.py)."""
+
+    def __init__(self, model_dir: Path, model=None):
+        from transformers import AutoTokenizer
+
+        self.labels, self.settings = read_artifact(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "hf"))
+        self.encode_fn = udf.function("encode_data")
+        self.pad_id = pad_token(self.tokenizer)
+        self.model = model or Model(model_dir, self.pad_id)
+        self.device, self.rows = self.model.device, self.model.rows
+
+    def warm_up(self) -> None:
+        self.model.warm_up()
 
     def describe(self) -> dict:
         return {"labels": self.labels, "device": self.device, "max_length": int(self.settings["max_length"]),
@@ -79,19 +121,7 @@ class Predictor:
         return Encoded([list(ids) for ids in out["input_ids"]], [int(d) for d in out["doc_id"]], len(texts))
 
     def forward(self, windows: list[list[int]]) -> np.ndarray:
-        """Logits of every window, in order: length-sorted passes within the token budget, every pass launched
-        before the first result is read back (on a GPU the passes queue up behind each other)."""
-        import torch
-
-        out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
-        matrix, launched = TokenMatrix.from_rows(windows), []
-        with torch.inference_mode(), torch.jit.optimized_execution(False):
-            for idx in inference.plan(matrix.lengths, self.tokens, self.rows, self.overhead):
-                tensors = matrix.batch(idx, self.pad_id, inference.MULTIPLE)
-                launched.append((idx, self.module(*[tensors[k].to(self.device) for k in self.keys])))
-            for idx, logits in launched:
-                out[idx] = logits.float().cpu().numpy()
-        return out
+        return self.model.forward(windows)
 
     def predictions(self, encoded: Encoded, logits: np.ndarray) -> list[dict]:
         """The document's windows aggregated as in evaluation (mean logits by default), then softmax."""

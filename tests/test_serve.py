@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import socket
 import sys
 import threading
@@ -126,17 +128,43 @@ def test_ping_stays_fast_while_a_large_batch_runs(server):
     assert max(latencies, default=0) < 1.0
 
 
-def test_workers_share_the_port_and_stop_together(artifacts):
-    with Server(artifacts["head"], env={"SMPIPE_SERVE_WORKERS": "2"}) as server:
-        deadline, workers = time.monotonic() + 60, set()
-        while len(workers) < 2 and time.monotonic() < deadline:  # the second worker may still be loading
-            workers |= {json.loads(request(server.port, "/ping")[2])["worker"] for _ in range(20)}
-        assert len(workers) == 2 and server.proc.pid not in workers  # new connections reach both processes
-        text = "the match ended with a late goal by the home team"
-        assert len({post_json(server.port, text)[0]["label"] for _ in range(10)}) == 1
-    for pid in workers:
+def children(pid: int) -> set[int]:
+    """The server's serving and model processes (not multiprocessing's resource tracker)."""
+    pids = {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    return {c for c in pids if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()}
+
+
+def workers_answering(server, count: int) -> set[int]:
+    deadline, workers = time.monotonic() + 60, set()
+    while len(workers) < count and time.monotonic() < deadline:  # the second worker may still be starting
+        workers |= {json.loads(request(server.port, "/ping")[2])["worker"] for _ in range(20)}
+    return workers
+
+
+def test_workers_share_the_port_and_one_model_process_and_stop_together(artifacts, server):
+    texts = [r["text"] for r in make_texts(6, seed=4, words=25)]
+    alone = post_json(server.port, texts)
+    with Server(artifacts["head"], env={"SMPIPE_SERVE_WORKERS": "2"}) as shared:
+        workers = workers_answering(shared, 2)
+        assert len(workers) == 2 and shared.proc.pid not in workers  # new connections reach both processes
+        processes = children(shared.proc.pid)
+        assert workers < processes and len(processes) == 3  # and one model process behind them
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = list(pool.map(lambda t: post_json(shared.port, t)[0], texts * 4))
+    for got, want in zip(answers, alone * 4, strict=True):
+        assert got["label"] == want["label"]
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-4)
+    for pid in processes:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_workers_stop_when_the_model_process_dies(artifacts):
+    with Server(artifacts["head"], env={"SMPIPE_SERVE_WORKERS": "2"}) as shared:
+        model_process = (children(shared.proc.pid) - workers_answering(shared, 2)).pop()
+        os.kill(model_process, signal.SIGKILL)
+        assert shared.proc.wait(timeout=30) != 0  # SageMaker then restarts the container
+        assert_closed(shared.port)
 
 
 def test_workers_refuse_a_folder_that_is_no_model_with_one_message(tmp_path):
@@ -145,6 +173,16 @@ def test_workers_refuse_a_folder_that_is_no_model_with_one_message(tmp_path):
     assert server.proc.wait(timeout=60) == 2
     log = server.log.read_text()
     assert log.count("is not an exported model (labels.json missing)") == 1 and "Traceback" not in log
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_damaged_model_file_is_one_clear_error(artifacts, tmp_path, workers):
+    shutil.copytree(artifacts["head"] / "model", tmp_path / "ml" / "model")
+    (tmp_path / "ml" / "model" / "model.pt").write_bytes(b"not a zip archive")
+    server = Server(tmp_path / "ml", env={"SMPIPE_SERVE_WORKERS": workers})
+    assert server.proc.wait(timeout=90) == 2
+    log = server.log.read_text()
+    assert log.count("model.pt cannot be loaded") == 1 and "export the model again" in log and "Traceback" not in log
 
 
 def test_workers_refuse_a_port_in_use_with_one_message(artifacts):
