@@ -179,11 +179,12 @@ def in_process(model_dir: Path, texts: list[str], clients: int, seconds: float =
     return out
 
 
-def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batching: bool, workers: int = 1) -> dict:
+def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batching: bool, workers: int = 1,
+            threads: int = 0) -> dict:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": pythonpath(), "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
            "SAGEMAKER_BIND_TO_PORT": str(port), "SMPIPE_SERVE_MAX_REQUESTS": "1024" if batching else "1",
-           "SMPIPE_SERVE_WORKERS": str(workers)}
+           "SMPIPE_SERVE_WORKERS": str(workers), "SMPIPE_SERVE_MODEL_THREADS": str(threads or "")}
     server = subprocess.Popen([sys.executable, "-m", "steps.launcher", "serve"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -210,6 +211,8 @@ def main() -> int:
     p.add_argument("--model", choices=sorted(MODELS), default="minilm")
     p.add_argument("--workers", default="", help="server processes for the batched runs, comma-separated "
                    "(default: the server's own choice)")
+    p.add_argument("--model-threads", default="", help="threads issuing passes in the model process shared by "
+                   "several workers, comma-separated (default: the server's own choice)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "serving")
     args = p.parse_args()
@@ -227,10 +230,12 @@ def main() -> int:
     print(f"encode + forward + predictions, ms by documents per call: {profile}", flush=True)
     inproc = in_process(opt_ml / "model", texts, args.clients)
     print(f"batcher without HTTP, requests/s: {inproc}", flush=True)
-    modes = {"one-at-a-time": (False, 1), "batched": (True, 1)}
-    modes.update({f"batched, {n} workers": (True, n) for n in workers if n > 1})
-    results = {mode: measure(opt_ml, texts, args.clients, args.seconds, batching, n)
-               for mode, (batching, n) in modes.items()}
+    threads = [int(n) for n in args.model_threads.split(",") if n.strip()] or [0]
+    modes = {"one-at-a-time": (False, 1, 0), "batched": (True, 1, 0)}
+    modes.update({f"batched, {n} workers" + (f", {t} model threads" if t else ""): (True, n, t)
+                  for n in workers if n > 1 for t in threads})
+    results = {mode: measure(opt_ml, texts, args.clients, args.seconds, batching, n, t)
+               for mode, (batching, n, t) in modes.items()}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
     best = max(r["requests_per_second"] for m, r in results.items() if m != "one-at-a-time")
     ratio = best / results["one-at-a-time"]["requests_per_second"]
@@ -243,7 +248,7 @@ def main() -> int:
     path = args.out / f"serving-{kind}-{datetime.now(UTC):%Y-%m-%d}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     for mode, r in results.items():
-        print(f"{mode:>22}: {r['requests_per_second']:8.1f} req/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms"
+        print(f"{mode:>38}: {r['requests_per_second']:8.1f} req/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms"
               f"  ({r['requests']} requests, {r['batches_served']} forward passes, {r['errors']} errors)")
     print(f"serving: {ratio:.1f}x the throughput of one request at a time on {device} → {path}")
     return 0

@@ -4,8 +4,9 @@ Requests are queued as they arrive. One task takes what is queued (waiting at mo
 for more, up to a number of texts) and encodes the whole batch on the encode thread (one tokenizer call;
 the fast tokenizer spreads it over the cores), then hands it to the model thread: length-sorted forward
 passes, then each request's predictions. While batch N runs on the model thread, batch N+1 is taken and
-encoded, so the device waits for the tokenizer only when the server is idle. The event loop stays free
-meanwhile: /ping answers while a large batch runs.
+encoded, so the device waits for the tokenizer only when the server is idle. A model that takes several
+batches at once (the model process shared by several serving processes) gets each as soon as it is
+encoded. The event loop stays free meanwhile: /ping answers while a large batch runs.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class Batcher:
         self.pipelined = os.environ.get("SMPIPE_SERVE_PIPELINE", "1") != "0"
         self.max_texts = predictor.rows * 4
         self.queue: asyncio.Queue | None = None
+        self.inflight = predictor.model.concurrency
         self.encode_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
-        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self.model_thread = ThreadPoolExecutor(max_workers=self.inflight, thread_name_prefix="model")
         self.batches = self.requests = 0
         self.task: asyncio.Task | None = None
 
@@ -60,7 +62,7 @@ class Batcher:
         return taken
 
     async def _run(self) -> None:
-        loop, running = asyncio.get_running_loop(), None
+        loop, slots, running = asyncio.get_running_loop(), asyncio.Semaphore(self.inflight), set()
         while True:
             taken = await self._take()
             try:
@@ -69,11 +71,12 @@ class Batcher:
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the error, the server lives on
                 self._settle(taken, [exc] * len(taken))
                 continue
-            if running:  # one batch on the model thread at a time: the next one grows meanwhile
-                await running
-            running = loop.create_task(self._complete(taken, encoded))
+            await slots.acquire()  # a local model runs one batch at a time: the next one grows meanwhile
+            task = loop.create_task(self._complete(taken, encoded))
+            running.add(task)
+            task.add_done_callback(lambda done: (running.discard(done), slots.release()))
             if not self.pipelined:
-                await running
+                await task
 
     async def _complete(self, taken: Taken, encoded: Encoded) -> None:
         loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ averaged back into one prediction per document. Nothing is set twice.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def pad_token(tokenizer) -> int:
 class Model:
     """The traced module on its device: logits of windows of token ids, in length-sorted passes."""
 
+    concurrency = 1  # calls of forward at a time (the serving batcher runs one batch on it at a time)
+
     def __init__(self, model_dir: Path, pad_id: int):
         labels, settings = read_artifact(model_dir)
         self.module, self.device, self.keys = inference.load(model_dir)
@@ -74,6 +77,19 @@ class Model:
             self.forward([[self.pad_id] * width])
         if self.device == "cuda":  # a full pass reserves the memory that later passes of any shape reuse
             self.forward([[self.pad_id] * limit] * max(1, min(self.rows, self.tokens // limit)))
+
+    @contextmanager
+    def stream(self):
+        """A CUDA stream of this thread's own, so that passes from several threads run side by side; warmed
+        by one short pass (cuBLAS sets up per stream)."""
+        import torch
+
+        if self.device != "cuda":
+            yield
+            return
+        with torch.cuda.stream(torch.cuda.Stream()):
+            self.forward([[self.pad_id] * inference.MULTIPLE])
+            yield
 
     def forward(self, windows: list[list[int]]) -> np.ndarray:
         return self.forward_matrix(TokenMatrix.from_rows(windows))

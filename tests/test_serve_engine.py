@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -19,7 +22,12 @@ class SumModel:
     device, rows = "cpu", 16
 
     def __init__(self):
-        self.calls = []
+        self.calls, self.threads = [], set()
+
+    @contextmanager
+    def stream(self):
+        self.threads.add(threading.current_thread().name)
+        yield
 
     def forward_matrix(self, matrix):
         rows = [matrix.flat[a:b] for a, b in zip(matrix.offsets[:-1], matrix.offsets[1:], strict=True)]
@@ -38,8 +46,8 @@ def engine():
     loop.start()
     remotes = [serve_engine.RemoteModel(b) for _, b in pipes]
     yield model, remotes, loop
-    for _, b in pipes:
-        b.close()
+    for remote in remotes:
+        remote.close()
     loop.join(timeout=10)
     assert not loop.is_alive()  # it ends once every serving process has gone
 
@@ -60,15 +68,18 @@ def test_what_arrives_together_runs_together():
     model, pipes = SumModel(), [multiprocessing.Pipe() for _ in range(2)]
     serve_engine.ready(model, [a for a, _ in pipes])
     remotes = [serve_engine.RemoteModel(b) for _, b in pipes]
-    remotes[0].connection.send((np.array([2], np.int32), np.array([4, 4], np.int32)))  # both wait before the loop
-    remotes[1].connection.send((np.array([1, 1], np.int32), np.array([7, 9], np.int32)))
-    loop = threading.Thread(target=serve_engine.serve, args=(model, [a for a, _ in pipes]), daemon=True)
-    loop.start()
-    assert remotes[0].connection.recv().tolist() == [[8, 2]]
-    assert remotes[1].connection.recv().tolist() == [[7, 1], [9, 1]]
+    answers = []
+    with ThreadPoolExecutor(2) as pool:  # both requests wait in their pipes before the loop starts
+        answers.append(pool.submit(remotes[0].forward, [[4, 4]]))
+        answers.append(pool.submit(remotes[1].forward, [[7], [9]]))
+        while len(remotes[0].waiting) + len(remotes[1].waiting) < 2:
+            time.sleep(0.01)
+        loop = threading.Thread(target=serve_engine.serve, args=(model, [a for a, _ in pipes]), daemon=True)
+        loop.start()
+        assert [a.result(timeout=10).tolist() for a in answers] == [[[8, 2]], [[7, 1], [9, 1]]]
     assert model.calls == [3]  # one set of passes for both serving processes
-    for _, b in pipes:
-        b.close()
+    for remote in remotes:
+        remote.close()
     loop.join(timeout=10)
 
 
@@ -82,6 +93,60 @@ def test_a_failing_batch_is_an_error_for_its_requests_and_the_loop_lives_on(engi
 
 def test_a_stopped_serving_process_leaves_the_others_served(engine):
     _, (first, second), loop = engine
-    first.connection.close()
+    first.close()
     assert second.forward([[1, 1, 1]]).tolist() == [[3, 3]]
     assert loop.is_alive()
+
+
+def test_one_serving_process_has_several_batches_in_flight_each_answered_in_its_place(engine):
+    model, (first, _), _ = engine
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda n: first.forward([[n] * n, [1]]).tolist(), range(1, 41)))
+    assert answers == [[[n * n, n], [1, 1]] for n in range(1, 41)]
+    assert first.concurrency > 1
+
+
+def test_a_serving_process_learns_that_the_model_process_stopped():
+    model, (engine_end, end) = SumModel(), multiprocessing.Pipe()
+    serve_engine.ready(model, [engine_end])
+    remote = serve_engine.RemoteModel(end)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(remote.forward, [[1]])
+        while not remote.waiting:
+            time.sleep(0.01)
+        engine_end.close()  # the model process died with a request in flight
+        with pytest.raises(RuntimeError, match="model process has stopped"):
+            waiting.result(timeout=10)
+    with pytest.raises(RuntimeError, match="model process has stopped"):
+        remote.forward([[2]])
+
+
+class MeetingModel(SumModel):
+    """Answers only when two passes run at the same time (both wait for each other)."""
+
+    def __init__(self):
+        super().__init__()
+        self.meeting, self.entered = threading.Barrier(2, timeout=10), threading.Event()
+
+    def forward_matrix(self, matrix):
+        self.entered.set()
+        self.meeting.wait()
+        return super().forward_matrix(matrix)
+
+
+def test_model_threads_run_passes_side_by_side_each_in_its_stream():
+    model, pipes = MeetingModel(), [multiprocessing.Pipe() for _ in range(2)]
+    serve_engine.ready(model, [a for a, _ in pipes])
+    loop = threading.Thread(target=serve_engine.serve, args=(model, [a for a, _ in pipes], 2), daemon=True)
+    loop.start()
+    first, second = (serve_engine.RemoteModel(b) for _, b in pipes)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(first.forward, [[5]])
+        assert model.entered.wait(10)  # the first pass runs (and waits) before the second request is sent
+        assert second.forward([[2, 2]]).tolist() == [[4, 2]]
+        assert waiting.result(timeout=10).tolist() == [[5, 1]]
+    assert model.threads == {"model-0", "model-1"}
+    first.close()
+    second.close()
+    loop.join(timeout=10)
+    assert not loop.is_alive()
