@@ -180,11 +180,11 @@ def in_process(model_dir: Path, texts: list[str], clients: int, seconds: float =
 
 
 def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batching: bool, workers: int = 1,
-            threads: int = 0) -> dict:
+            settings: dict | None = None) -> dict:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": pythonpath(), "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
            "SAGEMAKER_BIND_TO_PORT": str(port), "SMPIPE_SERVE_MAX_REQUESTS": "1024" if batching else "1",
-           "SMPIPE_SERVE_WORKERS": str(workers), "SMPIPE_SERVE_MODEL_THREADS": str(threads or "")}
+           "SMPIPE_SERVE_WORKERS": str(workers), **(settings or {})}
     server = subprocess.Popen([sys.executable, "-m", "steps.launcher", "serve"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -204,6 +204,15 @@ def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batchi
         server.wait(timeout=30)
 
 
+def combinations(assignments: list[str]) -> list[dict]:
+    """["A=1,2", "B=3"] -> [{"A": "1", "B": "3"}, {"A": "2", "B": "3"}]."""
+    import itertools
+
+    names = [a.split("=", 1)[0] for a in assignments]
+    values = [a.split("=", 1)[1].split(",") for a in assignments]
+    return [dict(zip(names, chosen, strict=True)) for chosen in itertools.product(*values)]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=64)
@@ -211,8 +220,9 @@ def main() -> int:
     p.add_argument("--model", choices=sorted(MODELS), default="minilm")
     p.add_argument("--workers", default="", help="server processes for the batched runs, comma-separated "
                    "(default: the server's own choice)")
-    p.add_argument("--model-threads", default="", help="threads issuing passes in the model process shared by "
-                   "several workers, comma-separated (default: the server's own choice)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2",
+                   help="a serving setting to vary over the several-worker runs, e.g. SMPIPE_SERVE_MODEL_THREADS=2,4 "
+                   "(repeatable; every combination is measured)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "serving")
     args = p.parse_args()
@@ -230,12 +240,13 @@ def main() -> int:
     print(f"encode + forward + predictions, ms by documents per call: {profile}", flush=True)
     inproc = in_process(opt_ml / "model", texts, args.clients)
     print(f"batcher without HTTP, requests/s: {inproc}", flush=True)
-    threads = [int(n) for n in args.model_threads.split(",") if n.strip()] or [0]
-    modes = {"one-at-a-time": (False, 1, 0), "batched": (True, 1, 0)}
-    modes.update({f"batched, {n} workers" + (f", {t} model threads" if t else ""): (True, n, t)
-                  for n in workers if n > 1 for t in threads})
-    results = {mode: measure(opt_ml, texts, args.clients, args.seconds, batching, n, t)
-               for mode, (batching, n, t) in modes.items()}
+    modes = {"one-at-a-time": (False, 1, {}), "batched": (True, 1, {})}
+    for n in (n for n in workers if n > 1):
+        for settings in combinations(args.set):
+            label = "".join(f", {k.removeprefix('SMPIPE_SERVE_').lower()}={v}" for k, v in settings.items())
+            modes[f"batched, {n} workers{label}"] = (True, n, settings)
+    results = {mode: measure(opt_ml, texts, args.clients, args.seconds, batching, n, settings)
+               for mode, (batching, n, settings) in modes.items()}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
     best = max(r["requests_per_second"] for m, r in results.items() if m != "one-at-a-time")
     ratio = best / results["one-at-a-time"]["requests_per_second"]
@@ -248,7 +259,7 @@ def main() -> int:
     path = args.out / f"serving-{kind}-{datetime.now(UTC):%Y-%m-%d}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     for mode, r in results.items():
-        print(f"{mode:>38}: {r['requests_per_second']:8.1f} req/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms"
+        print(f"{mode:>50}: {r['requests_per_second']:8.1f} req/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms"
               f"  ({r['requests']} requests, {r['batches_served']} forward passes, {r['errors']} errors)")
     print(f"serving: {ratio:.1f}x the throughput of one request at a time on {device} → {path}")
     return 0

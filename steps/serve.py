@@ -85,12 +85,13 @@ def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
 
 
 def default_workers() -> int:
-    """One process on CPU (torch uses every core); on a GPU, serving processes sharing one model process,
-    because one Python process cannot parse, encode and answer requests as fast as the GPU serves them."""
+    """One process on CPU (torch uses every core); on a GPU, serving processes sharing one model process
+    (steps/serve_engine.py), because one Python process cannot parse, encode and answer requests as fast as
+    the GPU serves them: on an H200 with 16 cores, 6 (bench/results/serving-gpu-2026-11-30.json)."""
     import torch
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(4, cpus // 4)) if torch.cuda.is_available() else 1
+    return max(2, min(6, cpus * 3 // 8)) if torch.cuda.is_available() else 1
 
 
 def app_from_env(connection=None):
