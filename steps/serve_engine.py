@@ -1,12 +1,12 @@
 """One model process shared by the serving processes when there are several (SMPIPE_SERVE_WORKERS > 1).
 
 Each serving process parses, encodes and batches its own concurrent requests (steps/serve_batcher.py) and
-sends the windows' token ids over a pipe to the one process that holds the model, which joins what every
-serving process sent into one set of forward passes and answers each with its logits. So the device holds one
-copy of the model and runs batches as large as the whole load, not one share of it per process: with a model
-in every serving process the GPU switched between processes, each with a fraction of the clients (H200,
-BERT-base: two processes 1,990 req/s, four 2,020).
-"""
+sends the windows' token ids over a pipe to the one process that holds the model, as soon as a batch is
+encoded (several batches in flight). The model process joins what has arrived from every serving process
+into one set of passes on the next free model thread and answers each batch with its logits. The device holds
+one copy of the model. Measured on an H200 with BERT-base and 64 clients: a model in each of 2 or 4 serving
+processes, 1,990 and 2,020 req/s; this model process behind 6 serving processes with one batch in flight
+each, 2,730; with 8 in flight, 4,390 (bench/results/serving-gpu-2026-11-30-model-process.json)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,13 @@ import numpy as np
 
 from steps.batching import TokenMatrix
 
+# Measured on an H200 with BERT-base, 6 serving processes, 64 clients (bench/results/serving-gpu-2026-11-30-
+# model-process.json): batches in flight per serving process 4 -> 8: 4,106 -> 4,387 req/s; and the fixed cost of
+# a pass the model process plans with (padding traded for passes), 4,096 -> 1,536 padded tokens: 4,042 -> 4,387,
+# as four threads issuing side by side hide most of what a pass costs one thread.
+INFLIGHT = 8
+OVERHEAD_TOKENS = {"cuda": 1536}
+
 
 class RemoteModel:
     """A serving process's side of the pipe: ``forward`` like ``serve_model.Model``, run in the model process.
@@ -30,7 +37,7 @@ class RemoteModel:
     def __init__(self, connection):
         info = connection.recv()  # sent once the model process has loaded and warmed up the model
         self.connection, self.device, self.rows = connection, info["device"], info["rows"]
-        self.concurrency = int(os.environ.get("SMPIPE_SERVE_INFLIGHT", "4"))
+        self.concurrency = int(os.environ.get("SMPIPE_SERVE_INFLIGHT") or INFLIGHT)
         self.lock, self.keys, self.waiting, self.stopped = threading.Lock(), itertools.count(), {}, False
         threading.Thread(target=self._read, name="model-replies", daemon=True).start()
 
@@ -153,6 +160,8 @@ def run(model_dir: Path, connections) -> None:
     from steps.serve_model import Model, pad_token
 
     model = Model(model_dir, pad_token(AutoTokenizer.from_pretrained(str(model_dir / "hf"))))
+    if not os.environ.get("SMPIPE_SERVE_OVERHEAD_TOKENS"):
+        model.overhead = OVERHEAD_TOKENS.get(model.device, model.overhead)
     model.warm_up()
     gc.collect()
     gc.freeze()  # as in steps/serve.py: full collections over torch's objects would stall every batch
