@@ -78,7 +78,7 @@ class RemoteModel:
             with self.lock:
                 self.stopped = True
                 for answer in self.waiting.values():
-                    answer.set_result("the model process has stopped")
+                    answer.set_exception(RuntimeError("the model process has stopped"))
 
 
 def ready(model, connections) -> None:
@@ -142,7 +142,10 @@ def answer(model, taken: list, sending: threading.Lock) -> None:
         replies = [f"{type(exc).__name__}: {exc}"] * len(taken)
     with sending:  # model threads may answer the same serving process at once
         for (connection, (key, _, _)), reply in zip(taken, replies, strict=True):
-            connection.send((key, reply))
+            try:
+                connection.send((key, reply))
+            except OSError:  # that serving process stopped while its batch ran; the receiving loop drops it
+                pass
 
 
 def model_threads(device: str) -> int:

@@ -7,13 +7,20 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
 import pytest
 
 from steps import serve_engine
+
+
+def in_thread(fn, *args) -> Future:
+    """fn(*args) on a daemon thread: a call that never returns fails the test instead of hanging it."""
+    result = Future()
+    threading.Thread(target=lambda: result.set_result(fn(*args)), daemon=True).start()
+    return result
 
 
 class SumModel:
@@ -147,6 +154,36 @@ def test_model_threads_run_passes_side_by_side_each_in_its_stream():
         assert waiting.result(timeout=10).tolist() == [[5, 1]]
     assert model.threads == {"model-0", "model-1"}
     first.close()
+    second.close()
+    loop.join(timeout=10)
+    assert not loop.is_alive()
+
+
+class GatedModel(SumModel):
+    """Runs a pass only once the test opens the gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate, self.entered = threading.Event(), threading.Event()
+
+    def forward_matrix(self, matrix):
+        self.entered.set()
+        assert self.gate.wait(10)
+        return super().forward_matrix(matrix)
+
+
+def test_a_serving_process_that_stops_while_its_batch_runs_costs_no_model_thread():
+    model, pipes = GatedModel(), [multiprocessing.Pipe() for _ in range(2)]
+    serve_engine.ready(model, [a for a, _ in pipes])
+    loop = threading.Thread(target=serve_engine.serve, args=(model, [a for a, _ in pipes], 1), daemon=True)
+    loop.start()
+    first, second = (serve_engine.RemoteModel(b) for _, b in pipes)
+    first.connection.send((0, np.array([1], np.int32), np.array([5], np.int32)))
+    assert model.entered.wait(10)
+    first.close()  # gone before its answer: the answer cannot be sent
+    model.gate.set()
+    answer = in_thread(second.forward, [[2, 2]])  # the only model thread must still be there to answer it
+    assert answer.result(timeout=10).tolist() == [[4, 2]]
     second.close()
     loop.join(timeout=10)
     assert not loop.is_alive()
