@@ -78,7 +78,11 @@ def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
             texts, kind = parse(body, request.headers.get("content-type"))
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
-        content, media = render(await batcher.predict(texts), kind, request.headers.get("accept"))
+        try:
+            predictions = await batcher.predict(texts)
+        except Exception as exc:  # noqa: BLE001 - out of memory, a stopped model process: the client learns why
+            return JSONResponse({"error": f"the model could not score this request: {exc}"}, status_code=500)
+        content, media = render(predictions, kind, request.headers.get("accept"))
         return Response(content=content, media_type=media)
 
     return app

@@ -111,6 +111,31 @@ def test_concurrent_clients_are_batched_and_get_their_own_answers(server):
     assert requests == len(got) and batches < requests  # several requests shared a forward pass
 
 
+class FailingModel:
+    """A model that fails every pass, as one out of device memory does."""
+
+    device, rows, concurrency = "cpu", 16, 1
+
+    def warm_up(self) -> None:
+        pass
+
+    def forward(self, windows):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+
+def test_a_model_failure_is_a_json_500_naming_it_and_the_server_lives_on(artifacts):
+    from fastapi.testclient import TestClient
+
+    from steps.serve import create_app
+
+    with TestClient(create_app(artifacts["head"] / "model", model=FailingModel())) as client:
+        for _ in range(2):
+            answer = client.post("/invocations", json={"inputs": ["a text"]})
+            assert answer.status_code == 500
+            assert answer.json() == {"error": "the model could not score this request: CUDA out of memory (simulated)"}
+        assert client.get("/ping").status_code == 200
+
+
 def test_ping_stays_fast_while_a_large_batch_runs(server):
     lines = "".join(json.dumps(f"{r['text']} {i}") + "\n" for i, r in enumerate(make_texts(60, words=25)))
     done = {}
