@@ -52,8 +52,12 @@ class RemoteModel:
             if self.stopped:
                 raise RuntimeError("the model process has stopped")
             key = next(self.keys)
+            try:
+                self.connection.send((key, lengths, flat))
+            except OSError:  # the model process has gone (its pipe end is closed)
+                self.stopped = True
+                raise RuntimeError("the model process has stopped") from None
             self.waiting[key] = answer
-            self.connection.send((key, lengths, flat))
         reply = answer.result()
         if isinstance(reply, str):
             raise RuntimeError(f"the model process could not run this batch: {reply}")

@@ -44,19 +44,34 @@ class SumModel:
         return np.array([[row.sum(), len(row)] for row in rows], dtype=np.float32).reshape(len(rows), 2)
 
 
-@pytest.fixture
-def engine():
-    """A model loop on a thread behind two pipes; yields (model, [RemoteModel, RemoteModel])."""
-    model, pipes = SumModel(), [multiprocessing.Pipe() for _ in range(2)]
+def connect(model, count: int = 2) -> tuple[list, list]:
+    """(the model process's ends, the serving processes' RemoteModels) of ``count`` pipes, ready sent."""
+    pipes = [multiprocessing.Pipe() for _ in range(count)]
     serve_engine.ready(model, [a for a, _ in pipes])
-    loop = threading.Thread(target=serve_engine.serve, args=(model, [a for a, _ in pipes]), daemon=True)
+    return [a for a, _ in pipes], [serve_engine.RemoteModel(b) for _, b in pipes]
+
+
+def start(model, ends: list, threads: int = 1) -> threading.Thread:
+    loop = threading.Thread(target=serve_engine.serve, args=(model, ends, threads), daemon=True)
     loop.start()
-    remotes = [serve_engine.RemoteModel(b) for _, b in pipes]
-    yield model, remotes, loop
+    return loop
+
+
+def stop(remotes: list, loop: threading.Thread) -> None:
     for remote in remotes:
         remote.close()
     loop.join(timeout=10)
     assert not loop.is_alive()  # it ends once every serving process has gone
+
+
+@pytest.fixture
+def engine():
+    """A model loop on a thread behind two pipes; yields (model, [RemoteModel, RemoteModel], loop)."""
+    model = SumModel()
+    ends, remotes = connect(model)
+    loop = start(model, ends)
+    yield model, remotes, loop
+    stop(remotes, loop)
 
 
 def test_the_ready_message_tells_the_serving_process_the_device_and_rows(engine):
@@ -72,22 +87,18 @@ def test_each_serving_process_gets_its_own_rows_back_in_order(engine):
 
 
 def test_what_arrives_together_runs_together():
-    model, pipes = SumModel(), [multiprocessing.Pipe() for _ in range(2)]
-    serve_engine.ready(model, [a for a, _ in pipes])
-    remotes = [serve_engine.RemoteModel(b) for _, b in pipes]
+    model = SumModel()
+    ends, remotes = connect(model)
     answers = []
     with ThreadPoolExecutor(2) as pool:  # both requests wait in their pipes before the loop starts
         answers.append(pool.submit(remotes[0].forward, [[4, 4]]))
         answers.append(pool.submit(remotes[1].forward, [[7], [9]]))
         while len(remotes[0].waiting) + len(remotes[1].waiting) < 2:
             time.sleep(0.01)
-        loop = threading.Thread(target=serve_engine.serve, args=(model, [a for a, _ in pipes]), daemon=True)
-        loop.start()
+        loop = start(model, ends)
         assert [a.result(timeout=10).tolist() for a in answers] == [[[8, 2]], [[7, 1], [9, 1]]]
     assert model.calls == [3]  # one set of passes for both serving processes
-    for remote in remotes:
-        remote.close()
-    loop.join(timeout=10)
+    stop(remotes, loop)
 
 
 def test_a_failing_batch_is_an_error_for_its_requests_and_the_loop_lives_on(engine):
@@ -114,9 +125,7 @@ def test_one_serving_process_has_several_batches_in_flight_each_answered_in_its_
 
 
 def test_a_serving_process_learns_that_the_model_process_stopped():
-    model, (engine_end, end) = SumModel(), multiprocessing.Pipe()
-    serve_engine.ready(model, [engine_end])
-    remote = serve_engine.RemoteModel(end)
+    [engine_end], [remote] = connect(SumModel(), 1)
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(remote.forward, [[1]])
         while not remote.waiting:
@@ -142,21 +151,16 @@ class MeetingModel(SumModel):
 
 
 def test_model_threads_run_passes_side_by_side_each_in_its_stream():
-    model, pipes = MeetingModel(), [multiprocessing.Pipe() for _ in range(2)]
-    serve_engine.ready(model, [a for a, _ in pipes])
-    loop = threading.Thread(target=serve_engine.serve, args=(model, [a for a, _ in pipes], 2), daemon=True)
-    loop.start()
-    first, second = (serve_engine.RemoteModel(b) for _, b in pipes)
+    model = MeetingModel()
+    ends, (first, second) = connect(model)
+    loop = start(model, ends, threads=2)
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(first.forward, [[5]])
         assert model.entered.wait(10)  # the first pass runs (and waits) before the second request is sent
         assert second.forward([[2, 2]]).tolist() == [[4, 2]]
         assert waiting.result(timeout=10).tolist() == [[5, 1]]
     assert model.threads == {"model-0", "model-1"}
-    first.close()
-    second.close()
-    loop.join(timeout=10)
-    assert not loop.is_alive()
+    stop([first, second], loop)
 
 
 class GatedModel(SumModel):
@@ -173,17 +177,13 @@ class GatedModel(SumModel):
 
 
 def test_a_serving_process_that_stops_while_its_batch_runs_costs_no_model_thread():
-    model, pipes = GatedModel(), [multiprocessing.Pipe() for _ in range(2)]
-    serve_engine.ready(model, [a for a, _ in pipes])
-    loop = threading.Thread(target=serve_engine.serve, args=(model, [a for a, _ in pipes], 1), daemon=True)
-    loop.start()
-    first, second = (serve_engine.RemoteModel(b) for _, b in pipes)
+    model = GatedModel()
+    ends, (first, second) = connect(model)
+    loop = start(model, ends)
     first.connection.send((0, np.array([1], np.int32), np.array([5], np.int32)))
     assert model.entered.wait(10)
     first.close()  # gone before its answer: the answer cannot be sent
     model.gate.set()
     answer = in_thread(second.forward, [[2, 2]])  # the only model thread must still be there to answer it
     assert answer.result(timeout=10).tolist() == [[4, 2]]
-    second.close()
-    loop.join(timeout=10)
-    assert not loop.is_alive()
+    stop([second], loop)
