@@ -91,7 +91,7 @@ def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
 def default_workers() -> int:
     """One process on CPU (torch uses every core); on a GPU, serving processes sharing one model process
     (steps/serve_engine.py), because one Python process cannot parse, encode and answer requests as fast as
-    the GPU serves them: on an H200 with 16 cores, 6 (bench/results/serving-gpu-2026-11-30.json)."""
+    the GPU serves them: on an H200 with 16 cores, 6 (bench/results/serving-gpu-2026-11-30-model-process.json)."""
     import torch
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
