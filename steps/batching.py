@@ -110,12 +110,20 @@ class TokenMatrix:
         return cls(np.asarray(column.offsets, dtype=np.int64), np.asarray(column.values, dtype=np.int64))
 
     @classmethod
+    def from_lengths(cls, lengths, flat) -> TokenMatrix:
+        """Rows given as their lengths and their ids one after the other."""
+        import numpy as np
+
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(offsets, np.asarray(flat, dtype=np.int64))
+
+    @classmethod
     def from_rows(cls, rows: list[list[int]]) -> TokenMatrix:
         import numpy as np
 
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([len(r) for r in rows], out=offsets[1:])
-        return cls(offsets, np.fromiter((t for r in rows for t in r), dtype=np.int64, count=int(offsets[-1])))
+        lengths = [len(r) for r in rows]
+        return cls.from_lengths(lengths, np.fromiter((t for r in rows for t in r), dtype=np.int64, count=sum(lengths)))
 
     def batch(self, idx, pad_id: int, multiple: int = 8) -> dict[str, torch.Tensor]:
         import numpy as np

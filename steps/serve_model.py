@@ -136,9 +136,6 @@ class Predictor:
         out = self.encode_fn(batch, self.tokenizer, self.settings)
         return Encoded([list(ids) for ids in out["input_ids"]], [int(d) for d in out["doc_id"]], len(texts))
 
-    def forward(self, windows: list[list[int]]) -> np.ndarray:
-        return self.model.forward(windows)
-
     def predictions(self, encoded: Encoded, logits: np.ndarray) -> list[dict]:
         """The document's windows aggregated as in evaluation (mean logits by default), then softmax."""
         _, aggregation = window_settings(self.settings)
@@ -153,7 +150,7 @@ class Predictor:
                 for p in probs]
 
     def predict_encoded(self, encoded: Encoded) -> list[dict]:
-        return self.predictions(encoded, self.forward(encoded.windows))
+        return self.predictions(encoded, self.model.forward(encoded.windows))
 
     def predict(self, texts: list[str]) -> list[dict]:
         return self.predict_encoded(self.encode(texts))
