@@ -9,19 +9,22 @@ averaged back into one prediction per document. Nothing is set twice.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from steps import contract, inference, udf
+from steps import contract, inference, serve_graphs, udf
 from steps.batching import TokenMatrix
 from steps.common import StepError, aggregate_windows, window_settings
 
 # (padded tokens, rows) in one forward pass, and a pass's fixed cost in padded tokens: on an H200 a BERT-base
 # pass costs 2.5 ms + 0.56 µs per padded token (1x64: 2.5 ms, 64x512: 21 ms), so 2.5 ms is about 4,400 tokens.
 BUDGET = {"cuda": (32768, 512, 4096), "cpu": (1024, 16, 64)}
+GRAPH_TOKENS = 8192  # passes up to this many padded tokens replay CUDA graphs (steps/serve_graphs.py)
 
 
 @dataclass
@@ -61,12 +64,19 @@ class Model:
 
     def __init__(self, model_dir: Path, pad_id: int):
         labels, settings = read_artifact(model_dir)
+        graphs = serve_graphs.wanted()
+        if graphs:
+            serve_graphs.prepare()
         self.module, self.device, self.keys = inference.load(model_dir)
         self.pad_id, self.labels, self.max_length = pad_id, len(labels), int(settings["max_length"])
         tokens, rows, overhead = BUDGET[self.device]
         self.tokens = int(os.environ.get("SMPIPE_SERVE_TOKENS", tokens))  # padded tokens in one forward pass
         self.rows = int(os.environ.get("SMPIPE_SERVE_ROWS", rows))
         self.overhead = int(os.environ.get("SMPIPE_SERVE_OVERHEAD_TOKENS", overhead))
+        self.graphs = None
+        if graphs and self.device == "cuda":
+            self.graphs = serve_graphs.Graphs(self.module, self.keys, pad_id, self.max_length,
+                                              int(os.environ.get("SMPIPE_SERVE_GRAPH_TOKENS", GRAPH_TOKENS)))
 
     def warm_up(self) -> None:
         """One pass per width class up to max_length on a GPU (the first pass of a shape loads kernels and
@@ -77,6 +87,19 @@ class Model:
             self.forward([[self.pad_id] * width])
         if self.device == "cuda":  # a full pass reserves the memory that later passes of any shape reuse
             self.forward([[self.pad_id] * limit] * max(1, min(self.rows, self.tokens // limit)))
+        if self.graphs:
+            self._record_graphs()
+
+    def _record_graphs(self) -> None:
+        import torch
+
+        started, reserved = time.perf_counter(), torch.cuda.memory_reserved()
+        self.graphs.record()
+        if self.graphs.failed:
+            print(f"CUDA graphs off, every pass runs eagerly: {self.graphs.failed}", file=sys.stderr, flush=True)
+            return
+        print(f"CUDA graphs: {len(self.graphs.graphs)} pass shapes recorded in {time.perf_counter() - started:.1f} s, "
+              f"{(torch.cuda.memory_reserved() - reserved) / 2**20:.0f} MiB", file=sys.stderr, flush=True)
 
     @contextmanager
     def stream(self):
@@ -103,7 +126,10 @@ class Model:
         with torch.inference_mode(), torch.jit.optimized_execution(False):
             for idx in inference.plan(matrix.lengths, self.tokens, self.rows, self.overhead):
                 tensors = matrix.batch(idx, self.pad_id, inference.MULTIPLE)
-                launched.append((idx, self.module(*[tensors[k].to(self.device) for k in self.keys])))
+                logits = self.graphs.run(tensors) if self.graphs else None
+                if logits is None:
+                    logits = self.module(*[tensors[k].to(self.device) for k in self.keys])
+                launched.append((idx, logits))
             for idx, logits in launched:
                 out[idx] = logits.float().cpu().numpy()
         return out
