@@ -44,7 +44,8 @@ def artifacts(tmp_path_factory, tiny_model) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def server(artifacts):
-    with Server(artifacts["head"], env={"SMPIPE_MAX_BODY_MB": "0.05"}) as running:
+    """One serving process on any host (a GPU host defaults to several): /ping's counters are that process's."""
+    with Server(artifacts["head"], env={"SMPIPE_MAX_BODY_MB": "0.05", "SMPIPE_SERVE_WORKERS": "1"}) as running:
         yield running
 
 
@@ -101,11 +102,15 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_lives_on(serve
 
 def test_concurrent_clients_are_batched_and_get_their_own_answers(server):
     texts = [r["text"] for r in make_texts(8, seed=9, words=20)]
-    expected = {t: post_json(server.port, t)[0]["label"] for t in texts}
+    expected = {t: post_json(server.port, t)[0] for t in texts}
     before = json.loads(request(server.port, "/ping")[2])
     with ThreadPoolExecutor(max_workers=24) as pool:
-        got = list(pool.map(lambda t: (t, post_json(server.port, t)[0]["label"]), texts * 6))
-    assert all(label == expected[text] for text, label in got)
+        got = list(pool.map(lambda t: (t, post_json(server.port, t)[0]), texts * 6))
+    for text, answer in got:  # a pass's other rows change a bf16 GPU pass's rounding, not its answers
+        alone = expected[text]["probabilities"]
+        assert all(abs(answer["probabilities"][k] - alone[k]) < 0.02 for k in alone), (answer, alone)
+        top, second = sorted(alone.values())[-1], sorted(alone.values())[-2]
+        assert answer["label"] == expected[text]["label"] or top - second < 0.04
     after = json.loads(request(server.port, "/ping")[2])
     requests, batches = after["requests"] - before["requests"], after["batches"] - before["batches"]
     assert requests == len(got) and batches < requests  # several requests shared a forward pass
