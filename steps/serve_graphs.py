@@ -24,20 +24,18 @@ from steps import inference
 ROW_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
 
-def wanted() -> bool:
+def prepare() -> bool:
+    """Whether this host serves with graphs (a GPU, SMPIPE_SERVE_CUDA_GRAPHS not 0); if so, before the trace
+    first runs, the executor they need: TorchScript's profiling executor runs BERT's traced ``int(tensor)``
+    (the position offset) as a read back from the GPU, which a capture cannot hold; the legacy executor does
+    not (H200, torch 2.11: 0 graphs recorded with the profiling executor, every one with the legacy one,
+    logits identical to the eager pass's)."""
     import torch
 
-    return os.environ.get("SMPIPE_SERVE_CUDA_GRAPHS", "1") != "0" and torch.cuda.is_available()
-
-
-def prepare() -> None:
-    """Before the trace first runs: TorchScript's profiling executor runs BERT's traced ``int(tensor)`` (the
-    position offset) as a read back from the GPU, which a capture cannot hold; the legacy executor does not
-    (H200, torch 2.11: 0 graphs recorded with the profiling executor, every one with the legacy one, logits
-    identical to the eager pass's)."""
-    import torch
-
+    if os.environ.get("SMPIPE_SERVE_CUDA_GRAPHS", "1") == "0" or not torch.cuda.is_available():
+        return False
     torch._C._jit_set_profiling_executor(False)
+    return True
 
 
 class Graphs:
@@ -80,10 +78,8 @@ class Graphs:
         memory pool (the interpreter's teardown would free them in no set order)."""
         import torch
 
-        entries = list(self.graphs.values())
-        self.graphs.clear()
-        graphs = [entry[0] for entry in entries]
-        del entries  # the inputs and outputs go while their graphs (and the pool) still live
+        graphs = [entry[0] for entry in self.graphs.values()]
+        self.graphs.clear()  # the buffers and outputs go here, while their graphs (and the pool) still live
         graphs.clear()
         torch.cuda.synchronize()
 

@@ -64,9 +64,7 @@ class Model:
 
     def __init__(self, model_dir: Path, pad_id: int):
         labels, settings = read_artifact(model_dir)
-        graphs = serve_graphs.wanted()
-        if graphs:
-            serve_graphs.prepare()
+        graphs = serve_graphs.prepare()
         self.module, self.device, self.keys = inference.load(model_dir)
         self.pad_id, self.labels, self.max_length = pad_id, len(labels), int(settings["max_length"])
         tokens, rows, overhead = BUDGET[self.device]
