@@ -60,6 +60,9 @@ def train(root: Path, gpus: int) -> dict:
     export = json.loads((opt_ml / "model/export_report.json").read_text())
     return {"gpus": gpus, "processes": results["processes"], "precision": results["mixed_precision"],
             "samples_per_second_by_epoch": [h["train:samples_per_second"] for h in results["history"]],
+            # after each epoch's first 10 steps: compilation is not throughput
+            "steady_samples_per_second_by_epoch": [(h["throughput"] or {}).get("samples_per_second", 0.0)
+                                                   for h in results["history"]],
             "validation_macro_f1": results["best"], "export_max_abs_diff": export["max_abs_diff"],
             "export_passed": export["passed"], "model_dir": str(opt_ml / "model"), "log_tail": log[-1500:]}
 
@@ -84,7 +87,7 @@ def test_bert_base_train_export_evaluate_on_one_and_two_gpus(prepared):
     figures["test_macro_f1"] = evaluation["best"]["test_macro_f1"]
     figures["evaluate_rows_per_second"] = evaluation["leaderboard"][0]["rows_per_second"]
     if len(figures["runs"]) == 2:
-        one, two = (max(r["samples_per_second_by_epoch"]) for r in figures["runs"])
+        one, two = (max(r["steady_samples_per_second_by_epoch"]) for r in figures["runs"])
         figures["scaling_efficiency_2gpu"] = two / (2 * one)
     if os.environ.get("SMPIPE_GPU_REPORT"):
         Path(os.environ["SMPIPE_GPU_REPORT"]).write_text(json.dumps(figures, indent=2))

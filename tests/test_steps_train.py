@@ -181,3 +181,27 @@ def test_programs_explain_themselves():
     for program in ("reconcile", "prepare", "train", "export", "evaluate"):
         out = run([sys.executable, "-m", f"steps.{program}", "--help"]).stdout
         assert "usage:" in out and len(out) > 200
+
+
+COMPILES_ONCE = """
+import json, sys
+import torch
+from torch._dynamo.testing import CompileCounter
+from steps import train
+args = train.parse_args(sys.argv[1:])
+t = train.build(args)
+assert t.base.training, "the model must be in train mode from the first step"
+counter = CompileCounter()
+t.model = torch.compile(t.model, backend=counter, dynamic=True)
+for epoch in range(2):
+    train.train_epoch(t, epoch)  # validation (eval mode on the plain module) at the end of each
+print(json.dumps({"compiled": counter.frame_count}))
+"""
+
+
+def test_training_compiles_the_model_once_across_steps_and_epochs(tmp_path, prepared, tiny_model):
+    """Dynamo's guards see neither the first forward pass's config change nor a train/eval switch."""
+    result = run([sys.executable, "-c", COMPILES_ONCE, "--data-dir", str(prepared / "a"), "--pretrained",
+                  str(tiny_model), "--model-dir", str(tmp_path / "m"), "--checkpoint-dir", str(tmp_path / "c"),
+                  "--batch-size", "16", "--seed", "5"], env={contract.OPT_ML_ENV: str(tmp_path / "optml")})
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"compiled": 1}
