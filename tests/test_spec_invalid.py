@@ -136,3 +136,13 @@ def test_override_out_of_range_names_the_override(write_spec):
         load(write_spec(), ["train.hyperparameters.epochs=0"])
     assert info.value.problems[0].file == "<command line>"
     assert "greater than or equal to 1" in info.value.problems[0].message
+
+
+def test_a_value_that_fits_no_member_of_a_union_is_one_problem(write_spec):
+    """parameters: dict[str, str | int | float | bool]: a list there is one line naming every allowed type."""
+    path = write_spec(spec("notebooks: [{name: nb, path: nb.ipynb, parameters: {top_k: [1]}}]\n"))
+    with pytest.raises(SpecError) as info:
+        load(path)
+    here = [p for p in info.value.problems if p.path == "notebooks[0].parameters.top_k"]
+    assert len(here) == 1 and here[0].line == 6, info.value.problems
+    assert here[0].message == "Input should be a valid string, integer, number or boolean"

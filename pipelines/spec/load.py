@@ -6,7 +6,7 @@ Every problem is collected and raised at once as ``SpecError`` with file:line:co
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -139,7 +139,33 @@ def _validate(doc: Sourced) -> Experiment:
     try:
         return Experiment.model_validate(doc.data)
     except ValidationError as exc:
-        raise SpecError([_problem(err, doc) for err in exc.errors(include_url=False)]) from None
+        raise SpecError(_merge_union_members([_problem(err, doc) for err in exc.errors(include_url=False)])) from None
+
+
+VALID = "Input should be a valid "
+
+
+def _merge_union_members(problems: list[Problem]) -> list[Problem]:
+    """One problem per place: a value that fits no member of a union (str | int | ...) gets one line that
+    lists the types it may have, not one line per member."""
+    def place(problem: Problem) -> tuple:
+        return problem.file, problem.line, problem.column, problem.path
+
+    out, kinds = [], {}
+    for problem in problems:
+        if problem.message.startswith(VALID):
+            if place(problem) in kinds:
+                kinds[place(problem)].append(problem.message[len(VALID):])
+                continue
+            kinds[place(problem)] = [problem.message[len(VALID):]]
+        out.append(problem)
+    return [replace(p, message=VALID + _either(kinds[place(p)])) if place(p) in kinds and p.message.startswith(VALID)
+            else p for p in out]
+
+
+def _either(kinds: list[str]) -> str:
+    kinds = list(dict.fromkeys(kinds))
+    return kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
 
 
 def _problem(err: dict, doc: Sourced) -> Problem:
@@ -160,7 +186,7 @@ def _problem(err: dict, doc: Sourced) -> Problem:
     return Problem(file, line, col, dotted(loc), message, hint)
 
 
-UNION_TAGS = {"Range", "str", "int", "float", "bool", "list", "dict"}
+UNION_TAGS = {"Range", "str", "int", "float", "bool", "list", "dict", "constrained-str"}
 
 
 def _strip_union_tags(loc: tuple) -> tuple:
