@@ -90,8 +90,9 @@ def ready_to_train(model):
     (45 s for BERT-base on an H200). The problem type is set now, not by the first forward pass, whose change
     of the config would recompile at step 2."""
     model.train()
-    if getattr(model.config, "problem_type", None) is None:
-        model.config.problem_type = "single_label_classification"  # integer class ids, one label per row
+    config = getattr(model, "config", None)
+    if config is not None and getattr(config, "problem_type", "") is None:
+        config.problem_type = "single_label_classification"  # integer class ids, one label per row
     return model
 
 
