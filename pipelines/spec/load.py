@@ -148,19 +148,22 @@ VALID = "Input should be a valid "
 def _merge_union_members(problems: list[Problem]) -> list[Problem]:
     """One problem per place: a value that fits no member of a union (str | int | ...) gets one line that
     lists the types it may have, not one line per member."""
-    def place(problem: Problem) -> tuple:
-        return problem.file, problem.line, problem.column, problem.path
-
-    out, kinds = [], {}
+    kinds: dict[tuple, list[str]] = {}
     for problem in problems:
         if problem.message.startswith(VALID):
-            if place(problem) in kinds:
-                kinds[place(problem)].append(problem.message[len(VALID):])
-                continue
-            kinds[place(problem)] = [problem.message[len(VALID):]]
-        out.append(problem)
-    return [replace(p, message=VALID + _either(kinds[place(p)])) if place(p) in kinds and p.message.startswith(VALID)
-            else p for p in out]
+            kinds.setdefault(_place(problem), []).append(problem.message[len(VALID):])
+    out, seen = [], set()
+    for problem in problems:
+        if not problem.message.startswith(VALID):
+            out.append(problem)
+        elif _place(problem) not in seen:
+            seen.add(_place(problem))
+            out.append(replace(problem, message=VALID + _either(kinds[_place(problem)])))
+    return out
+
+
+def _place(problem: Problem) -> tuple:
+    return problem.file, problem.line, problem.column, problem.path
 
 
 def _either(kinds: list[str]) -> str:
