@@ -188,3 +188,11 @@ def test_generated_policies_are_valid_iam_documents(aws):
     for role, doc in docs.items():
         arn = iam.create_policy(PolicyName=f"smpipe-{role}", PolicyDocument=json.dumps(doc["policy"]))["Policy"]["Arn"]
         assert arn.endswith(f"smpipe-{role}")
+
+
+def test_upsert_refuses_a_missing_local_folder_before_sending_anything(aws, capsys):
+    rc, _, err = cli(capsys, "upsert", SPEC, "data.source=experiments/no-such-folder")
+    assert rc == 2 and "<command line>:1:1: data.source: local folder not found" in err
+    assert "no-such-folder" in err and "Traceback" not in err
+    assert "Contents" not in aws.client("s3").list_objects_v2(Bucket="acme-ml-experiments")
+    assert aws.client("sagemaker").list_pipelines()["PipelineSummaries"] == []

@@ -83,3 +83,17 @@ def test_a_reader_that_stops_early_is_not_an_error():
     os.close(read_end)  # like `| head -c 1`
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and "Traceback" not in stderr, stderr
+
+
+def test_a_missing_local_folder_is_named_at_its_line_and_nothing_is_written(write_spec, tmp_path):
+    spec = write_spec(MINIMAL.replace("s3://bucket-a/raw/", "data/raw").replace("s3://bucket-a/models/bert/", "models/bert"))
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    result = run_cli("local", str(spec), "--store", str(store), "--runs", str(runs))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.endswith(f"experiment.yaml:2:8: data.source: local folder not found: {tmp_path / 'data' / 'raw'} "
+                             "(a relative path is read from the project root; fix the path or give an s3:// URI)")
+               for line in lines), result.stderr
+    assert any("experiment.yaml:4:18: models[0].source: local folder not found" in line and "make model" in line
+               for line in lines), result.stderr
+    assert not store.exists() and not runs.exists()

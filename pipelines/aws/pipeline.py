@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.compile.plan import Plan
+from pipelines.compile.plan import Plan, check_uploads
 from pipelines.spec.errors import Problem, SpecError
 from pipelines.spec.experiment import PLACEHOLDER_ACCOUNT
 from pipelines.spec.parameters import refuse_bad_values
@@ -107,6 +107,7 @@ def upsert(plan: Plan, definition: str, clients: Clients) -> dict:
     from botocore.exceptions import ClientError
 
     check_placeholders(plan)
+    check_uploads(plan)
     check_role(clients, plan.spec.aws.role)
     report = {"code_uploaded": ensure_object(clients, plan.code_uri, plan.code_bundle), "assets_uploaded": 0}
     for uri, folder in sorted(plan.uploads.items()):

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.compile import bundle
+from pipelines.spec.errors import Problem, SpecError
 from pipelines.spec.experiment import Experiment, Hyperparameters, ModelSpec
 from pipelines.spec.load import Loaded
 from pipelines.spec.parameters import Parameter, declare
+from pipelines.spec.yaml_source import dotted
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Plan:
     parameters: dict[str, Parameter]
     models: tuple[ModelPlan, ...]
     uploads: dict[str, Path] = field(default_factory=dict)  # s3 URI → local file or folder
+    upload_fields: dict[str, tuple] = field(default_factory=dict)  # s3 URI → (file, line, column, field) it came from
     notebook_inputs: dict[str, str] = field(default_factory=dict)  # notebook name → its staged input folder
     experiment_dir: Path | None = None
     code_bundle: bytes = field(default=b"", repr=False)
@@ -46,14 +49,19 @@ def plan(loaded: Loaded) -> Plan:
     sha = bundle.digest(code)
     code_uri = f"s3://{spec.aws.bucket}/{spec.aws.prefix.strip('/')}/code/{sha}.tar.gz"
     uploads: dict[str, Path] = {}
+    fields: dict[str, tuple] = {}
     data_source = _asset(spec.data.source, f"{base_uri}/assets/raw", loaded, uploads, content_addressed=True)
+    _origin(fields, uploads, data_source, loaded, ("data", "source"))
     models = tuple(_model(spec, m, base_uri, loaded, uploads) for m in spec.models)
+    for i, model in enumerate(models):
+        _origin(fields, uploads, model.pretrained_uri, loaded, ("models", i, "source"))
     transform = spec.transform and _asset(spec.transform.source, f"{base_uri}/assets/transform", loaded, uploads,
                                           content_addressed=True)
+    _origin(fields, uploads, transform, loaded, ("transform", "source"))
     parameters = declare(spec, data_source, transform)
     notebooks = {nb.name: _notebook(nb.path, f"{base_uri}/notebooks", loaded, uploads) for nb in spec.notebooks}
     return Plan(spec=spec, pipeline_name=spec.name, base_uri=base_uri, code_uri=code_uri, code_sha256=sha,
-                parameters=parameters, models=models, uploads=uploads, code_bundle=code,
+                parameters=parameters, models=models, uploads=uploads, upload_fields=fields, code_bundle=code,
                 notebook_inputs=notebooks, experiment_dir=loaded.folder)
 
 
@@ -72,6 +80,12 @@ def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path], c
         target = f"{target}/{bundle.folder_digest(path)[:16]}"
     uploads[target + "/"] = path
     return target + "/"
+
+
+def _origin(fields: dict[str, tuple], uploads: dict[str, Path], uri: str | None, loaded: Loaded, loc: tuple) -> None:
+    """Where the spec names a folder to stage, so that a missing one is reported at its line."""
+    if uri in uploads:
+        fields[uri] = (*loaded.sourced.where(loc), dotted(loc))
 
 
 def _notebook(relative: str, prefix: str, loaded: Loaded, uploads: dict[str, Path]) -> str:
@@ -116,3 +130,17 @@ def _text(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def check_uploads(plan: Plan) -> None:
+    """Every local folder to stage exists (before `make local` or `make pipeline-upsert` sends anything)."""
+    missing = [_missing(plan, uri, path) for uri, path in sorted(plan.uploads.items()) if not path.exists()]
+    if missing:
+        raise SpecError(missing)
+
+
+def _missing(plan: Plan, uri: str, path: Path) -> Problem:
+    file, line, column, where = plan.upload_fields.get(uri, (plan.spec.name, 1, 1, ""))
+    hint = ("for the example's model run `make model` first; otherwise fix the path" if "/assets/pretrained/" in uri
+            else "a relative path is read from the project root; fix the path or give an s3:// URI")
+    return Problem(file, line, column, where, f"local folder not found: {path}", hint)

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from pipelines import ROOT
-from pipelines.compile.plan import Plan
+from pipelines.compile.plan import Plan, check_uploads
 from pipelines.local.executor import Execution, Options, Outcome
 from pipelines.local.expressions import ExpressionError
 from pipelines.local.store import open_store
-from pipelines.spec.errors import Problem, SpecError, fail
+from pipelines.spec.errors import fail
 from pipelines.spec.parameters import parse_assignments, refuse_bad_values
 
 
@@ -28,11 +28,7 @@ def _say(line: str) -> None:
 
 def stage(plan: Plan, options: Options) -> None:
     """What `pipeline-upsert` uploads to S3, put into the local store: the code bundle and local folders."""
-    missing = [Problem(plan.spec.name, 1, 1, "", f"local folder not found: {path} (for {uri})",
-                       "for the example run `make model` first; otherwise fix the path")
-               for uri, path in sorted(plan.uploads.items()) if not path.exists()]
-    if missing:
-        raise SpecError(missing)
+    check_uploads(plan)
     store = options.store
     if not store.exists(plan.code_uri):
         store.put_bytes(plan.code_uri, plan.code_bundle)
