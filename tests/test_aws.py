@@ -138,6 +138,7 @@ def test_role_that_sagemaker_cannot_assume_is_refused(aws, capsys):
 def test_placeholder_role_is_refused_before_any_call(capsys):
     rc, _, err = cli(capsys, "upsert", str(ROOT / "experiments" / "EXP-0001-docstring-topics"))
     assert rc == 2 and "aws.role" in err and "local placeholder" in err
+    assert "templates/text-classification.yaml:4:1: aws.role: arn:aws:iam::000000000000:" in err  # where aws: is set
 
 
 def test_jobs_read_the_wandb_key_from_secrets_manager(aws, monkeypatch, capsys):

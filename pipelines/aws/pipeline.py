@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.compile.plan import Plan, check_uploads
-from pipelines.spec.errors import Problem, SpecError
+from pipelines.spec.errors import SpecError
 from pipelines.spec.experiment import PLACEHOLDER_ACCOUNT
 from pipelines.spec.parameters import refuse_bad_values
 
@@ -47,13 +47,13 @@ def check_placeholders(plan: Plan) -> None:
     aws, problems = plan.spec.aws, []
     for field, value in (("role", aws.role), ("image_uri", aws.image_uri)):
         if PLACEHOLDER_ACCOUNT in value:
-            problems.append(Problem(plan.spec.name, 1, 1, f"aws.{field}", f"{value} is the local placeholder",
-                                    "set your account's value in experiment.yaml before deploying"))
+            problems.append(plan.problem(("aws", field), f"{value} is the local placeholder",
+                                         "set your account's value in experiment.yaml before deploying"))
     for i, nb in enumerate(plan.spec.notebooks):
         if nb.image_uri is None and aws.region != "us-east-1":
-            problems.append(Problem(plan.spec.name, 1, 1, f"notebooks[{i}].image_uri", "the notebook-job image of "
-                                    f"{aws.region} is not known here", "set the SageMaker Distribution image URI "
-                                    "that Studio's notebook jobs use in your region"))
+            problems.append(plan.problem(("notebooks", i, "image_uri"), f"the notebook-job image of {aws.region} is "
+                                         "not known here", "set the SageMaker Distribution image URI that Studio's "
+                                         "notebook jobs use in your region"))
     if problems:
         raise SpecError(problems)
 

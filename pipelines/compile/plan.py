@@ -13,7 +13,7 @@ from pipelines.spec.errors import Problem, SpecError
 from pipelines.spec.experiment import Experiment, Hyperparameters, ModelSpec
 from pipelines.spec.load import Loaded
 from pipelines.spec.parameters import Parameter, declare
-from pipelines.spec.yaml_source import dotted
+from pipelines.spec.yaml_source import Sourced, dotted
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,16 @@ class Plan:
     parameters: dict[str, Parameter]
     models: tuple[ModelPlan, ...]
     uploads: dict[str, Path] = field(default_factory=dict)  # s3 URI → local file or folder
-    upload_fields: dict[str, tuple] = field(default_factory=dict)  # s3 URI → (file, line, column, field) it came from
+    upload_fields: dict[str, tuple] = field(default_factory=dict)  # s3 URI → the spec field that names it
     notebook_inputs: dict[str, str] = field(default_factory=dict)  # notebook name → its staged input folder
     experiment_dir: Path | None = None
     code_bundle: bytes = field(default=b"", repr=False)
+    sourced: Sourced | None = field(default=None, repr=False)  # where each spec field was written
+
+    def problem(self, loc: tuple, message: str, hint: str = "") -> Problem:
+        """A problem at the file, line and column that set the field ``loc``."""
+        file, line, column = self.sourced.where(loc) if self.sourced else (self.spec.name, 1, 1)
+        return Problem(file, line, column, dotted(loc), message, hint)
 
 
 def plan(loaded: Loaded) -> Plan:
@@ -51,18 +57,18 @@ def plan(loaded: Loaded) -> Plan:
     uploads: dict[str, Path] = {}
     fields: dict[str, tuple] = {}
     data_source = _asset(spec.data.source, f"{base_uri}/assets/raw", loaded, uploads, content_addressed=True)
-    _origin(fields, uploads, data_source, loaded, ("data", "source"))
+    _origin(fields, uploads, data_source, ("data", "source"))
     models = tuple(_model(spec, m, base_uri, loaded, uploads) for m in spec.models)
     for i, model in enumerate(models):
-        _origin(fields, uploads, model.pretrained_uri, loaded, ("models", i, "source"))
+        _origin(fields, uploads, model.pretrained_uri, ("models", i, "source"))
     transform = spec.transform and _asset(spec.transform.source, f"{base_uri}/assets/transform", loaded, uploads,
                                           content_addressed=True)
-    _origin(fields, uploads, transform, loaded, ("transform", "source"))
+    _origin(fields, uploads, transform, ("transform", "source"))
     parameters = declare(spec, data_source, transform)
     notebooks = {nb.name: _notebook(nb.path, f"{base_uri}/notebooks", loaded, uploads) for nb in spec.notebooks}
     return Plan(spec=spec, pipeline_name=spec.name, base_uri=base_uri, code_uri=code_uri, code_sha256=sha,
                 parameters=parameters, models=models, uploads=uploads, upload_fields=fields, code_bundle=code,
-                notebook_inputs=notebooks, experiment_dir=loaded.folder)
+                notebook_inputs=notebooks, experiment_dir=loaded.folder, sourced=loaded.sourced)
 
 
 def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path], content_addressed: bool = False) -> str:
@@ -82,10 +88,10 @@ def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path], c
     return target + "/"
 
 
-def _origin(fields: dict[str, tuple], uploads: dict[str, Path], uri: str | None, loaded: Loaded, loc: tuple) -> None:
-    """Where the spec names a folder to stage, so that a missing one is reported at its line."""
+def _origin(fields: dict[str, tuple], uploads: dict[str, Path], uri: str | None, loc: tuple) -> None:
+    """Which spec field names a folder to stage, so that a missing one is reported at its line."""
     if uri in uploads:
-        fields[uri] = (*loaded.sourced.where(loc), dotted(loc))
+        fields[uri] = loc
 
 
 def _notebook(relative: str, prefix: str, loaded: Loaded, uploads: dict[str, Path]) -> str:
@@ -140,7 +146,6 @@ def check_uploads(plan: Plan) -> None:
 
 
 def _missing(plan: Plan, uri: str, path: Path) -> Problem:
-    file, line, column, where = plan.upload_fields.get(uri, (plan.spec.name, 1, 1, ""))
     hint = ("for the example's model run `make model` first; otherwise fix the path" if "/assets/pretrained/" in uri
             else "a relative path is read from the project root; fix the path or give an s3:// URI")
-    return Problem(file, line, column, where, f"local folder not found: {path}", hint)
+    return plan.problem(plan.upload_fields.get(uri, ()), f"local folder not found: {path}", hint)
