@@ -40,8 +40,32 @@ TRAIN_CHECKPOINTS = "/opt/ml/checkpoints"
 TRAIN_FAILURE_FILE = "/opt/ml/output/failure"  # a training job's FailureReason comes from here
 PROC_FAILURE_FILE = "/opt/ml/output/message"  # a processing job's from here
 
-# Where the launcher unpacks the code bundle before starting a program.
+# Where the launcher unpacks the code bundle before starting a program (never the working directory: the
+# launcher empties it, and a process whose working directory was deleted cannot import transformers).
 CODE_DIR = "/opt/ml/code"
+
+# The image (containers/Dockerfile, which a test compares with these): its entrypoint, the working directory
+# every job starts in, and its ENV lines (PYTHONPATH holds the launcher and this module).
+IMAGE_ENTRYPOINT = ("python3", "-m", "steps.launcher")
+IMAGE_WORKDIR = "/opt/smpipe"
+IMAGE_ENV = {"USE_SMDEBUG": "0", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+             "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONPATH": IMAGE_WORKDIR}
+
+# How SageMaker starts the image for each kind of job: the arguments after the ENTRYPOINT, the variables
+# it sets beside the job's own Environment, and the files it writes before the start. No SM_* variable is
+# among them: those come from the SageMaker training toolkit, which this image does not run.
+PROC_CONFIG = "/opt/ml/config"
+JOB_STARTS = {
+    "training": {"argv": ("train",), "env": ("TRAINING_JOB_NAME", "TRAINING_JOB_ARN"),
+                 "files": ("/opt/ml/input/config/hyperparameters.json", "/opt/ml/input/config/resourceconfig.json",
+                           "/opt/ml/input/config/inputdataconfig.json")},
+    "processing": {"argv": ("<AppSpecification.ContainerArguments>",), "env": (),
+                   "files": (f"{PROC_CONFIG}/processingjobconfig.json", f"{PROC_CONFIG}/resourceconfig.json")},
+    "hosting": {"argv": ("serve",), "env": (), "files": ()},
+    "transform": {"argv": ("serve",), "env": ("SAGEMAKER_BATCH", "SAGEMAKER_MAX_PAYLOAD_IN_MB",
+                                              "SAGEMAKER_BATCH_STRATEGY", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"),
+                  "files": ()},
+}
 
 # Output names used in definitions (ProcessingOutput.OutputName) and PropertyFiles.
 OUTPUT_RECONCILED = "reconciled"
@@ -124,9 +148,19 @@ def hyperparameters() -> dict[str, str]:
 
 
 def resource_config() -> dict:
-    """hosts, current_host (single-host defaults when the file is absent)."""
-    cfg = read_json(local(f"{TRAIN_CONFIG}/resourceconfig.json"))
-    if not cfg:
-        host = os.environ.get("SM_CURRENT_HOST", "algo-1")
-        cfg = {"current_host": host, "hosts": json.loads(os.environ.get("SM_HOSTS", f'["{host}"]'))}
-    return cfg
+    """hosts, current_host, current_instance_type: a training job's file, else a processing job's, else one host."""
+    for folder in (TRAIN_CONFIG, PROC_CONFIG):
+        cfg = read_json(local(f"{folder}/resourceconfig.json"))
+        if cfg:
+            return cfg
+    return {"current_host": "algo-1", "hosts": ["algo-1"]}
+
+
+def instance_type() -> str:
+    """The instance this job runs on: the resource config's, a processing job's config, else what the model's
+    environment says (SageMaker tells a serving container nothing about its instance)."""
+    found = resource_config().get("current_instance_type")
+    if not found:
+        cluster = read_json(local(f"{PROC_CONFIG}/processingjobconfig.json")).get("ProcessingResources", {})
+        found = cluster.get("ClusterConfig", {}).get("InstanceType")
+    return found or os.environ.get("SMPIPE_INSTANCE_TYPE", "")

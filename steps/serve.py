@@ -19,7 +19,16 @@ from pathlib import Path
 from steps import contract
 from steps.common import run_main
 
-MAX_BODY_MB = float(os.environ.get("SMPIPE_MAX_BODY_MB", "6"))  # SageMaker real-time payloads are at most 6 MB
+
+def max_body_mb() -> float:
+    """An endpoint's payloads are at most 6 MB; a batch transform sends up to its MaxPayloadInMB, which
+    SageMaker tells the container (SAGEMAKER_MAX_PAYLOAD_IN_MB; 0 means no limit, chunked bodies)."""
+    if os.environ.get("SAGEMAKER_BATCH") == "true" and os.environ.get("SAGEMAKER_MAX_PAYLOAD_IN_MB"):
+        return float(os.environ["SAGEMAKER_MAX_PAYLOAD_IN_MB"]) or float("inf")
+    return float(os.environ.get("SMPIPE_MAX_BODY_MB", "6"))
+
+
+MAX_BODY_MB = max_body_mb()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,7 +75,7 @@ def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
 
     @app.get("/execution-parameters")
     async def execution_parameters():  # what batch transform asks before it starts sending records
-        return {"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": int(MAX_BODY_MB)}
+        return {"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": int(min(MAX_BODY_MB, 100))}
 
     @app.post("/invocations")
     async def invocations(request: Request):

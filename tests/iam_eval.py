@@ -1,13 +1,12 @@
-"""Evaluate IAM policies the way IAM does, for tests: moto's IAM evaluator matches actions and resources
-(wildcards, Allow, explicit Deny); the condition operators our policies use are evaluated here, because
-moto skips every operator but StringEquals (a key missing from the request fails the condition, as in IAM)."""
+"""Evaluate IAM policies the way IAM does, for tests: actions and resources are matched with IAM's two
+wildcards (``*`` any run, ``?`` one character; actions case-insensitively), explicit Deny wins, and the
+condition operators our policies use are evaluated (a key missing from the request fails the condition).
+moto's evaluator was used before; it cannot read ``?`` (a secret's ``name-??????``) and skips most
+condition operators."""
 
 from __future__ import annotations
 
 import fnmatch
-import json
-
-from moto.iam.access_control import IAMPolicy, PermissionResult
 
 
 def _holds(operator: str, expected, actual) -> bool:
@@ -28,14 +27,22 @@ def _conditions_hold(condition: dict | None, context: dict) -> bool:
                for op, pairs in (condition or {}).items() for key, expected in pairs.items())
 
 
+def _listed(statement: dict, key: str) -> list[str]:
+    value = statement.get(key, [])
+    return value if isinstance(value, list) else [value]
+
+
+def _matches(statement: dict, action: str, resource: str) -> bool:
+    actions = any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _listed(statement, "Action"))
+    return actions and any(fnmatch.fnmatchcase(resource, r) for r in _listed(statement, "Resource"))
+
+
 def allowed(policy: dict, action: str, resource: str, context: dict | None = None) -> bool:
     decision = False
     for statement in policy["Statement"]:
-        bare = {k: v for k, v in statement.items() if k != "Condition"}
-        result = IAMPolicy(json.dumps({"Version": "2012-10-17", "Statement": [bare]})).is_action_permitted(action, resource)
-        if result == PermissionResult.NEUTRAL or not _conditions_hold(statement.get("Condition"), context or {}):
+        if not _matches(statement, action, resource) or not _conditions_hold(statement.get("Condition"), context or {}):
             continue
-        if result == PermissionResult.DENIED:
+        if statement["Effect"] == "Deny":
             return False
         decision = True
     return decision

@@ -140,7 +140,11 @@ def test_tuning_step_from_compact_ranges():
     assert "learning_rate" not in static and "batch_size" not in static and static["model_name"] == "minilm"
     model_input = {i["InputName"]: i for i in steps["Evaluate"]["Arguments"]["ProcessingInputs"]}["model-minilm"]
     values = model_input["S3Input"]["S3Uri"]["Std:Join"]["Values"]
-    assert values[-2] == {"Get": "Steps.Tune-minilm.TrainingJobSummaries[0].TrainingJobName"}
+    # the cached tuning job's own output, never a path rebuilt under this execution's id
+    assert values == [{"Get": "Steps.Tune-minilm.TrainingJobDefinition.OutputDataConfig.S3OutputPath"},
+                      {"Get": "Steps.Tune-minilm.BestTrainingJob.TrainingJobName"}, "output/model.tar.gz"]
+    assert "PipelineExperimentConfig" not in json.dumps({k: v for k, v in compiled("EXP-0003-tuning-minilm").items()
+                                                         if v is not None})  # the role needs no Experiments actions
 
 
 def test_metric_definitions_come_from_the_contract():

@@ -55,7 +55,8 @@ def test_a_newer_approved_version_updates_the_endpoint_in_place():
     import boto3
     from botocore.stub import ANY, Stubber
 
-    the_plan = plan(load(SPEC + "/experiment.yaml", ["deploy.serverless={memory_mb: 2048}"]))
+    the_plan = plan(load(SPEC + "/experiment.yaml", ["deploy.serverless={memory_mb: 2048}", "aws.subnets=[]",
+                                                     "aws.security_groups=[]"]))
     client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
     package = {"ModelPackageArn": "arn:aws:sagemaker:us-east-1:111122223333:model-package/ticket-router/4",
                "ModelPackageVersion": 4, "ModelApprovalStatus": "Approved", "ModelPackageName": "ticket-router",
@@ -75,7 +76,7 @@ def test_a_newer_approved_version_updates_the_endpoint_in_place():
         stub.add_client_error("describe_model", **missing)
         stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:111122223333:model/x"}, {
                           "ModelName": n["model"], "ExecutionRoleArn": ANY,
-                          "PrimaryContainer": ANY, "Tags": ANY, "EnableNetworkIsolation": False, "VpcConfig": ANY})
+                          "PrimaryContainer": ANY, "Tags": ANY, "EnableNetworkIsolation": False})  # no VpcConfig
         stub.add_client_error("describe_endpoint_config", **missing)
         config_arn = "arn:aws:sagemaker:us-east-1:111122223333:endpoint-config/y"
         stub.add_response("create_endpoint_config", {"EndpointConfigArn": config_arn}, {
@@ -94,7 +95,22 @@ def test_a_newer_approved_version_updates_the_endpoint_in_place():
     assert done[-1] == f"endpoint {n['endpoint']} updated to {n['config']}"
 
 
-@pytest.mark.parametrize("bad", ["deploy.instance_type=ml.m5.huge", "deploy.serverless={memory_mb: 1000}"])
-def test_bad_deploy_settings_are_refused_at_validate(bad, capsys):
+@pytest.mark.parametrize(("bad", "why"), [("deploy.instance_type=ml.m5.huge", "not an endpoint instance type"),
+                                          ("deploy.serverless={memory_mb: 1000}", "deploy.serverless"),
+                                          ("deploy.serverless={memory_mb: 2048}", "serverless endpoint cannot run in a VPC"),
+                                          ("deploy.instance_type=ml.p3.2xlarge", "have no kernels in the image's torch")])
+def test_bad_deploy_settings_are_refused_at_validate(bad, why, capsys):
     rc, _, err = cli(capsys, "validate", SPEC, bad)
-    assert rc == 2 and "deploy." in err
+    assert rc == 2 and "deploy." in err and why in " ".join(err.split())
+
+
+@pytest.mark.parametrize(("instance_type", "ami"), [("ml.g5.xlarge", "al2-ami-sagemaker-inference-gpu-3-1"),
+                                                    ("ml.g7.2xlarge", "al2023-ami-sagemaker-inference-gpu-4-1"),
+                                                    ("ml.m5.xlarge", None)])
+def test_a_gpu_endpoint_gets_an_ami_whose_driver_runs_the_image(instance_type, ami):
+    """Without InferenceAmiVersion a g5 endpoint gets driver 470, too old for the image's CUDA 12.9 runtime."""
+    from pipelines.aws.deploy import _environment, _variant
+
+    the_plan = plan(load(SPEC + "/experiment.yaml", [f"deploy.instance_type={instance_type}"]))
+    assert _variant(the_plan, "m").get("InferenceAmiVersion") == ami
+    assert _environment(the_plan)["SMPIPE_INSTANCE_TYPE"] == instance_type  # the launcher's GPU check reads it

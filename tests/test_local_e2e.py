@@ -99,3 +99,13 @@ def test_unmet_gate_fails_and_registers_nothing(experiment):
     assert "Cached" in result.stdout  # nothing upstream re-ran: same arguments as the first execution
     assert "is below the threshold 1.01" in result.stdout
     assert not (experiment["runs"] / "registry" / "tiny-group" / "2.json").exists()
+
+
+def test_a_cached_tuning_step_feeds_evaluate_its_own_best_model(experiment):
+    """Evaluate re-runs while Tune is served from the cache: the best model is the cached tuning job's own
+    (an earlier execution's folder), not a path under this execution that nothing wrote."""
+    result = cli("local", str(experiment["spec"]), "--store", str(experiment["store"]), "--runs",
+                 str(experiment["runs"]), "--from", "Evaluate")
+    assert result.returncode == 0, result.stdout[-3000:]
+    state = json.loads(sorted(experiment["runs"].glob("local-*/state.json"))[-1].read_text())
+    assert state["steps"]["Tune-tiny"]["status"] == "Cached" and state["steps"]["Evaluate"]["status"] == "Succeeded"

@@ -131,7 +131,7 @@ def test_a_failing_user_function_shows_its_traceback_and_keeps_its_log(world, tm
 
 
 def test_checkpoint_sync_never_names_an_epoch_the_store_lacks(tmp_path):
-    from pipelines.local.jobs import CheckpointSync
+    from pipelines.local.training import CheckpointSync
 
     local, store = tmp_path / "ckpt", LocalStore(tmp_path / "store")
     (local / "epoch_1").mkdir(parents=True)

@@ -66,7 +66,7 @@ CASES = [
     ("processing-count", spec("resources: {processing: {instance_count: 4}}\n"), "runs on one instance", 6),
     ("register-needs-evaluate", spec("steps: {evaluate: false}\n"), "register needs evaluate", 6),
     ("isolation-with-secret", spec("aws: {network_isolation: true}\n"
-                                   "tracking: {wandb: {api_key_secret: wandb/key}}\n"), "cannot reach Secrets", 7),
+                                   "tracking: {wandb: {mode: online, api_key_secret: wandb/key}}\n"), "cannot reach Secrets", 7),
     ("instance-type-not-offered", spec("resources: {training: {instance_type: ml.g5.huge}}\n"),
      "ml.g5.huge is not a training instance type SageMaker offers", 6),
     ("processing-instance-typo", spec("resources: {processing: {instance_type: ml.m5.xlarg}}\n"),
@@ -94,6 +94,22 @@ CASES = [
     ("schedule-kms-storage-kind", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s', kms_key: alias/ml}\n"
                                        "schedules: [{name: n, rate: 1 day, parameters: "
                                        "{TrainInstanceType: ml.m5.xlarge}}]\n"), "has no local storage", 7),
+    # instances the job image cannot compute on, and limits SageMaker enforces only at run time
+    ("volta-training", spec("resources: {training: {instance_type: ml.p3.2xlarge}}\n"), "no kernels in the image's torch", 6),
+    ("kepler-transform", spec("transform: {source: s3://bucket-b/new/}\nresources: {transform: "
+                              "{instance_type: ml.p2.xlarge}}\n"), "compute capability 3.7", 7),
+    ("grace-training", spec("resources: {training: {instance_type: ml.p6e-gb200.36xlarge}}\n"), "built for x86_64", 6),
+    ("trainium-training", spec("resources: {training: {instance_type: ml.trn1.2xlarge}}\n"), "AWS Neuron", 6),
+    ("volta-endpoint", spec("register: {group: g, inference_instances: [ml.p3.2xlarge]}\n", reg=""),
+     "no kernels in the image's torch", 5),
+    ("schedule-volta", spec("aws: {scheduler_role: 'arn:aws:iam::111122223333:role/s'}\n"
+                            "schedules: [{name: n, rate: 1 day, parameters: {TrainInstanceType: ml.p3.8xlarge}}]\n"),
+     "TrainInstanceType=ml.p3.8xlarge: ml.p3.8xlarge's GPUs", 7),
+    ("transform-payload-times-concurrency", spec("transform: {source: s3://bucket-b/new/, max_payload_mb: 50, "
+                                                 "max_concurrent_transforms: 4}\n"), "50 × 4 exceeds the 100 MB", 6),
+    ("serverless-in-a-vpc", spec("aws: {subnets: [subnet-0a1b2c3d4e5f67890], security_groups: [sg-0123456789abcdef0]}\n"
+                                 "deploy: {serverless: {memory_mb: 2048}}\n"), "cannot run in a VPC", 7),
+    ("secret-never-read-offline", spec("tracking: {wandb: {api_key_secret: wandb/key}}\n"), "read only with mode: online", 6),
 ]
 
 

@@ -12,6 +12,7 @@ import re
 from pipelines.aws.pipeline import AwsError, Clients, error_code
 from pipelines.compile.builders.common import tags
 from pipelines.compile.plan import Plan
+from pipelines.spec.gpu_runtime import inference_ami
 
 RUN_RE = re.compile(r"/runs/([^/]+)/")
 
@@ -79,6 +80,8 @@ def _variant(plan: Plan, model: str) -> dict:
                                        "MaxConcurrency": deploy.serverless.max_concurrency}
     else:
         variant.update(InstanceType=deploy.instance_type, InitialInstanceCount=deploy.instance_count)
+        if inference_ami(deploy.instance_type):  # the default AMI of g4dn/g5/p4d has driver 470: too old
+            variant["InferenceAmiVersion"] = inference_ami(deploy.instance_type)
     return variant
 
 
@@ -86,11 +89,20 @@ def _create_model(plan: Plan, clients: Clients, name: str, package: dict) -> Non
     aws, container = plan.spec.aws, package["InferenceSpecification"]["Containers"][0]
     args = {"ModelName": name, "ExecutionRoleArn": aws.role, "Tags": tags(plan.spec),
             "PrimaryContainer": {"Image": container["Image"], "ModelDataUrl": container["ModelDataUrl"],
-                                 "Environment": {"SMPIPE_EXPERIMENT": plan.spec.name}},
+                                 "Environment": _environment(plan)},
             "EnableNetworkIsolation": aws.network_isolation}
     if aws.subnets:
         args["VpcConfig"] = {"Subnets": list(aws.subnets), "SecurityGroupIds": list(aws.security_groups)}
     clients.sagemaker.create_model(**args)
+
+
+def _environment(plan: Plan) -> dict[str, str]:
+    """The model's variables: SageMaker tells a serving container nothing of its instance, so the launcher's
+    GPU check learns it here."""
+    env = {"SMPIPE_EXPERIMENT": plan.spec.name}
+    if not plan.spec.deploy.serverless:
+        env["SMPIPE_INSTANCE_TYPE"] = plan.spec.deploy.instance_type
+    return env
 
 
 def deploy(plan: Plan, clients: Clients, version: int | None = None) -> list[str]:

@@ -49,8 +49,7 @@ def _s3_statements(plan: Plan) -> list[dict]:
            _s3_grant(f"s3://{aws.bucket}/{base}/notebooks/")]
     inputs = [_s3_grant(uri) for uri in read_uris(plan)]
     return [
-        {"Sid": "RunOutputs", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-         "Resource": own[0][1]},
+        {"Sid": "RunOutputs", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": own[0][1]},
         {"Sid": "ReadAssetsAndCode", "Effect": "Allow", "Action": "s3:GetObject",
          "Resource": [own[1][1], own[2][1], own[3][1]]},
         {"Sid": "ReadInputs", "Effect": "Allow", "Action": "s3:GetObject", "Resource": sorted({g[1] for g in inputs})},
@@ -72,7 +71,9 @@ def _job_statements(plan: Plan, jobs: str) -> list[dict]:
          "Action": ["sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob",
                     "sagemaker:DescribeHyperParameterTuningJob", "sagemaker:DescribeTransformJob",
                     "sagemaker:DescribeModel", "sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob",
-                    "sagemaker:StopHyperParameterTuningJob", "sagemaker:StopTransformJob", "sagemaker:ListTags"],
+                    "sagemaker:StopHyperParameterTuningJob", "sagemaker:StopTransformJob", "sagemaker:ListTags",
+                    # what the Pipelines service calls to fill a TuningStep's properties
+                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob"],
          "Resource": job_arns, "Condition": {"StringEquals": {"aws:ResourceTag/smpipe:experiment": plan.spec.name}}},
         {"Sid": "PassOwnRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": aws.role,
          "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}},
@@ -99,21 +100,28 @@ def _optional_statements(plan: Plan, partition: str, region: str, account: str, 
     if plan.spec.register.group and plan.spec.steps.register:
         group = plan.spec.register.group
         out.append({"Sid": "Registry", "Effect": "Allow",
-                    "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackageGroup",
-                               "sagemaker:CreateModelPackageGroup", "sagemaker:AddTags"],
+                    "Action": ["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
+                               "sagemaker:DescribeModelPackageGroup", "sagemaker:CreateModelPackageGroup",
+                               "sagemaker:AddTags"],
                     "Resource": [f"{jobs}:model-package-group/{group}", f"{jobs}:model-package/{group}/*"]})
     if aws.kms_key:
         out.append({"Sid": "Kms", "Effect": "Allow", "Resource": aws.kms_key,
                     "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]})
         out.append({"Sid": "KmsGrantsForSageMaker", "Effect": "Allow", "Resource": aws.kms_key,
                     "Action": "kms:CreateGrant", "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}})
-    if plan.spec.tracking.wandb.api_key_secret:
+    if plan.spec.tracking.wandb.api_key_secret and plan.spec.tracking.wandb.mode == "online":  # offline reads none
         out.append({"Sid": "WandbKey", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-                    "Resource": f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
-                                f"{plan.spec.tracking.wandb.api_key_secret}-*"})
+                    "Resource": _secret_arns(plan.spec.tracking.wandb.api_key_secret, partition, region, account)})
     if aws.subnets:
         out += _vpc_statements(plan, partition, region, account)
     return out
+
+
+def _secret_arns(secret: str, partition: str, region: str, account: str) -> list[str]:
+    """A secret's ARN ends in a random 6-character suffix: granted for a name (``name-??????``) and for an
+    ARN given with or without it."""
+    base = secret if secret.startswith("arn:") else f"arn:{partition}:secretsmanager:{region}:{account}:secret:{secret}"
+    return sorted({base, f"{base}-??????"}) if secret.startswith("arn:") else [f"{base}-??????"]
 
 
 def _vpc_statements(plan: Plan, partition: str, region: str, account: str) -> list[dict]:

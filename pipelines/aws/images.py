@@ -100,6 +100,11 @@ def extension_for(plan: Plan, folder: Path) -> Path | None:
     return rendered
 
 
+# SageMaker's instances the image serves are x86_64 (Arm families are refused at validate): an image built on
+# an Arm laptop for its own platform would not start on them.
+PLATFORM = "linux/amd64"
+
+
 def _docker(*args: str) -> None:
     if shutil.which("docker") is None:
         raise AwsError("docker is not installed or not on PATH; install Docker to build images")
@@ -124,12 +129,12 @@ def build_push(plan: Plan, folder: Path, clients: Clients) -> str:
     if login.returncode != 0:
         raise AwsError(f"docker login to {registry} failed: {login.stderr.strip()}")
     base, _ = image_stack()
-    _docker("build", "-f", str(ROOT / "containers" / "Dockerfile"), "--build-arg", f"BASE_IMAGE={base['image']}",
-            "-t", base_tag(plan), str(ROOT))
+    _docker("build", "--platform", PLATFORM, "-f", str(ROOT / "containers" / "Dockerfile"), "--build-arg",
+            f"BASE_IMAGE={base['image']}", "-t", base_tag(plan), str(ROOT))
     extension = extension_for(plan, folder)
     if extension is None:
         _docker("tag", base_tag(plan), image)
     else:
-        _docker("build", "-f", str(extension), "-t", image, str(ROOT))
+        _docker("build", "--platform", PLATFORM, "-f", str(extension), "-t", image, str(ROOT))
     _docker("push", image)
     return image

@@ -38,7 +38,8 @@ def cmd_serve(args) -> int:
     print(f"{entry['ModelPackageGroupName']} version {entry['ModelPackageVersion']} "
           f"({entry['ModelApprovalStatus']}, execution {entry['PipelineExecutionId']}) on http://127.0.0.1:{args.port}; "
           f"try: make invoke exp={plan.spec.name} text=\"...\"", flush=True)
-    return serve(opt_ml, args.port, ROOT)
+    container = (entry.get("InferenceSpecification", {}).get("Containers") or [{}])[0]
+    return serve(opt_ml, args.port, ROOT, container.get("Environment"))
 
 
 def cmd_invoke(args) -> int:

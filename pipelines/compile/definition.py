@@ -29,8 +29,9 @@ def pipeline(plan: Plan):
     steps += ctx.steps["models"]
     steps += [ctx.steps[k] for k in ("evaluate", "gate") if k in ctx.steps]
     steps += ctx.steps.get("notebooks", [])
+    # No SageMaker Experiments trial per execution: nothing reads it, and the role would need its actions.
     return Pipeline(name=plan.pipeline_name, parameters=list(parameters.values()), steps=steps,
-                    sagemaker_session=session)
+                    sagemaker_session=session, pipeline_experiment_config=None)
 
 
 @contextmanager

@@ -19,9 +19,10 @@ from pathlib import Path
 from pipelines.local import expressions as ex
 from pipelines.local.cache import StepCache
 from pipelines.local.graph import dependencies, descendants, flatten, parameter_values
-from pipelines.local.jobs import Job, JobFailed, run_processing, run_training
+from pipelines.local.jobs import Job, JobFailed, run_processing
 from pipelines.local.notebook import is_notebook_job, run_notebook
 from pipelines.local.store import LocalStore
+from pipelines.local.training import run_training
 from pipelines.local.transform import create_model, run_transform
 from pipelines.local.tuning import tune
 

@@ -12,9 +12,9 @@ import urllib.request
 from pathlib import Path
 from typing import NoReturn
 
+from pipelines.local import container
 from pipelines.local.store import LocalStore
 from pipelines.spec.errors import fail
-from steps import contract
 
 
 def registered(registry: Path, group: str, version: int | None) -> dict:
@@ -44,23 +44,19 @@ def unpack(entry: dict, store: LocalStore, serving_root: Path) -> Path:
     return opt_ml
 
 
-def serving_env(opt_ml: Path, port: int, code_root: Path, extra: dict | None = None) -> dict[str, str]:
-    """The environment of the image's serving program on 127.0.0.1:``port`` over the sandbox ``opt_ml``
-    (the container sees the model's own variables, not the experiment folder this command runs in)."""
-    env = {**os.environ, **{k: str(v) for k, v in (extra or {}).items()}, contract.OPT_ML_ENV: str(opt_ml),
-           "PYTHONPATH": str(code_root), "PYTHONUNBUFFERED": "1", "SMPIPE_SERVE_HOST": "127.0.0.1",
-           "SAGEMAKER_BIND_TO_PORT": str(port)}
-    env.pop("SMPIPE_EXPERIMENT_DIR", None)
-    return env
-
-
-def serve(opt_ml: Path, port: int, code_root: Path) -> NoReturn:
-    """Become the image's serving program (exec) until Ctrl-C or SIGTERM: a stop reaches the server itself,
-    not a parent that would leave it running."""
-    env = serving_env(opt_ml, port, code_root)
+def serve(opt_ml: Path, port: int, code_root: Path, model_env: dict | None = None) -> NoReturn:
+    """Become the image's serving program (exec), started as an endpoint starts it, until Ctrl-C or SIGTERM:
+    a stop reaches the server itself, not a parent that would leave it running. Paths are made absolute
+    first: the server starts in the sandbox's working directory, where a relative path means nothing."""
+    opt_ml, code_root = opt_ml.resolve(), code_root.resolve()
+    start = container.serving()
+    env = container.environment(start, model_env or {}, opt_ml, code_root,
+                                {"SAGEMAKER_BIND_TO_PORT": str(port), "SMPIPE_SERVE_HOST": "127.0.0.1"})
+    cwd = container.workdir(opt_ml.parent.parent)
+    cwd.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
-    os.chdir(opt_ml.parent)
-    os.execve(sys.executable, [sys.executable, "-m", "steps.launcher", "serve"], env)
+    os.chdir(cwd)
+    os.execve(sys.executable, container.command(start), env)
 
 
 def invoke(port: int, texts: list[str]) -> list[dict]:

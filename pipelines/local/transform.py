@@ -10,9 +10,7 @@ per input line, or the step fails saying which file and how many lines came back
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
 import tarfile
 import time
 import urllib.error
@@ -20,8 +18,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pipelines.local import container
 from pipelines.local.jobs import Job, JobFailed
-from pipelines.local.serving import serving_env
 from steps import contract
 
 START_TIMEOUT_S = 180
@@ -35,12 +33,6 @@ def create_model(models_dir: Path, execution_id: str, step_name: str, args: dict
     return {"ModelName": name, "PrimaryContainer": args["PrimaryContainer"]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _call(port: int, path: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 600) -> bytes:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=headers or {},
                                      method="POST" if body is not None else "GET")
@@ -49,15 +41,19 @@ def _call(port: int, path: str, body: bytes | None = None, headers: dict | None 
 
 
 class ServingContainer:
-    """The image started with `serve` on a sandbox's /opt/ml, until the block ends."""
+    """The image started with `serve` on a sandbox's /opt/ml, as batch transform starts it, until the block ends."""
 
-    def __init__(self, job: Job, environment: dict):
-        self.job, self.port = job, _free_port()
-        env = serving_env(job.opt_ml, self.port, job.code_root, environment)
+    def __init__(self, job: Job, args: dict, model_env: dict):
+        self.job, self.port = job, container.free_port()
+        start = container.serving(args)
+        env = container.environment(start, {**model_env, **args.get("Environment", {})}, job.opt_ml, job.code_root,
+                                    {"SAGEMAKER_BIND_TO_PORT": str(self.port), "SMPIPE_SERVE_HOST": "127.0.0.1"})
+        cwd = container.workdir(job.sandbox)
+        cwd.mkdir(parents=True, exist_ok=True)
         job.log.parent.mkdir(parents=True, exist_ok=True)
         self.log = job.log.open("w", encoding="utf-8", buffering=1)
-        self.proc = subprocess.Popen([sys.executable, "-m", "steps.launcher", "serve"], cwd=job.sandbox, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(container.command(start), cwd=cwd, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, text=True)
 
     def __enter__(self) -> ServingContainer:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -95,7 +91,7 @@ def requests_for(records: list[bytes], strategy: str, max_payload_mb: int) -> li
     return out + ([current] if current else [])
 
 
-def transform_file(container: ServingContainer, path: Path, args: dict) -> bytes:
+def transform_file(server: ServingContainer, path: Path, args: dict) -> bytes:
     records = path.read_bytes().rstrip(b"\n").split(b"\n") if path.stat().st_size else []
     headers = {"Content-Type": args["TransformInput"].get("ContentType", "application/jsonlines"),
                "Accept": args["TransformOutput"].get("Accept", "application/jsonlines")}
@@ -103,7 +99,7 @@ def transform_file(container: ServingContainer, path: Path, args: dict) -> bytes
 
     def send(batch: list[bytes]) -> list[bytes]:
         try:
-            answer = _call(container.port, "/invocations", b"\n".join(batch) + b"\n", headers)
+            answer = _call(server.port, "/invocations", b"\n".join(batch) + b"\n", headers)
         except urllib.error.HTTPError as exc:
             raise JobFailed(f"{path.name}: the model answered {exc.code}: "
                             f"{exc.read()[:500].decode(errors='replace')}") from None
@@ -130,12 +126,12 @@ def run_transform(job: Job, args: dict, models_dir: Path) -> dict:
     if job.store.download(source, inputs) == 0:
         raise JobFailed(f"{job.name}: no objects to transform at {source}")
     output = args["TransformOutput"]["S3OutputPath"].rstrip("/")
-    with ServingContainer(job, args.get("Environment", {})) as container:
+    with ServingContainer(job, args, model["PrimaryContainer"].get("Environment", {})) as server:
         for path in sorted(p for p in inputs.rglob("*") if p.is_file()):
             name = f"{path.relative_to(inputs).as_posix()}.out"
             result = job.sandbox / "output" / name
             result.parent.mkdir(parents=True, exist_ok=True)
-            result.write_bytes(transform_file(container, path, args))
+            result.write_bytes(transform_file(server, path, args))
             job.store.upload(result, f"{output}/{name}")
     return {"TransformJobName": job.name, "TransformJobStatus": "Completed", "ModelName": args["ModelName"],
             "TransformOutput": {"S3OutputPath": output}}

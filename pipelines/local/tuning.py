@@ -88,4 +88,5 @@ def tune(step_name: str, args: dict, run_trial: Callable[[str, dict], dict], log
     ordered = sorted(summaries, key=lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
                      reverse=maximize)
     return {"HyperParameterTuningJobName": step_name, "HyperParameterTuningJobStatus": "Completed",
-            "TrainingJobSummaries": ordered, "BestTrainingJob": ordered[0], "metrics": {}}
+            "TrainingJobSummaries": ordered, "BestTrainingJob": ordered[0], "TrainingJobDefinition": definition,
+            "metrics": {}}

@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import functools
 
+from pipelines.spec.gpu_runtime import FAMILY_ARCH, NEURON_FAMILIES, family
+
 # GPU (and Trainium/Inferentia accelerator) families that SageMaker offers; everything else is CPU-only.
-GPU_FAMILIES = frozenset({"p2", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6", "g4dn", "g5", "g6", "g6e",
-                          "g5g", "trn1", "trn2", "inf2"})
+GPU_FAMILIES = frozenset(FAMILY_ARCH) | NEURON_FAMILIES
 
 # Families whose instances carry NVMe instance-store volumes. SageMaker refuses VolumeKmsKeyId on them
 # ("You can't request a VolumeKmsKeyId when using an instance type with local storage"): the instance
 # encrypts that storage in hardware. Maintained from the EC2 instance-store table; review on new families.
 LOCAL_STORAGE_FAMILIES = frozenset({"c5d", "c6id", "g4dn", "g5", "g6", "g6e", "gr6", "m5d", "m6id", "p3dn", "p4d",
-                                    "p4de", "p5", "p5e", "p5en", "p6", "r5d", "r6id", "trn1", "trn1n", "trn2"})
+                                    "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200", "r5d", "r6id",
+                                    "trn1", "trn1n", "trn2"})
 
 # Which API enum an instance-type pipeline parameter must belong to.
 API_SHAPES = {"training": "TrainingInstanceType", "processing": "ProcessingInstanceType",
               "hosting": "ProductionVariantInstanceType", "transform": "TransformInstanceType"}
-
-
-def family(instance_type: str) -> str:
-    parts = instance_type.split(".")
-    return parts[1] if len(parts) == 3 else ""
 
 
 def is_gpu_instance(instance_type: str) -> bool:

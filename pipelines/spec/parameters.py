@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pipelines.spec.errors import Problem, SpecError, fail
 from pipelines.spec.experiment import Experiment
+from pipelines.spec.gpu_runtime import image_problem
 from pipelines.spec.instance_types import api_enum, has_local_storage
 
 APPROVAL_STATUSES = ("Approved", "PendingManualApproval", "Rejected")
@@ -53,7 +54,8 @@ def _enum(name: str, default) -> tuple[str, ...] | None:
     if name in INSTANCE_PARAMETERS:
         # SageMaker requires the default among the values; `local` defaults only ever run here.
         local = {default} if default in LOCAL_INSTANCE_TYPES else set()
-        return tuple(sorted({*api_enum(INSTANCE_PARAMETERS[name]), *local}))
+        usable = {t for t in api_enum(INSTANCE_PARAMETERS[name]) if not image_problem(t)}  # Studio offers only these
+        return tuple(sorted({*usable, *local}))
     return None
 
 
@@ -97,6 +99,8 @@ def _check_one(param: Parameter, value, kms_key: str | None) -> list[str]:
         return [f"{param.name}={value!r} is not a{'n' if param.type == 'Integer' else ''} {param.type}"]
     if param.type == "Integer" and param.name == "TrainInstanceCount" and not 1 <= typed <= 100:
         return [f"TrainInstanceCount={typed} is outside 1..100"]
+    if param.name in INSTANCE_PARAMETERS and image_problem(str(typed)):  # before the enum: it says why
+        return [f"{param.name}={typed}: {image_problem(str(typed))}"]
     if param.enum is not None and typed not in param.enum:
         close = difflib.get_close_matches(str(typed), param.enum, n=1)
         return [f"{param.name}={typed!r} is not a value SageMaker accepts here"

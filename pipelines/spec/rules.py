@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from pipelines.spec import ranges, rules_aws, secrets_check
+from pipelines.spec import ranges, rules_aws, rules_runtime, secrets_check
 from pipelines.spec.errors import Problem
 from pipelines.spec.experiment import HYPERPARAMETER_NAMES, Experiment, Hyperparameters
 from pipelines.spec.instance_types import api_enum, is_gpu_instance
@@ -32,6 +32,7 @@ def check(spec: Experiment, doc: Sourced) -> list[Problem]:
     _tracking(spec, add)
     _s3_prefixes(spec, add)
     rules_aws.check(spec, add)
+    rules_runtime.check(spec, add)
     for path, what in secrets_check.find(spec.model_dump(mode="json")):
         add(path, f"this value looks like {what}; a spec is read by everyone who reads the repository and the "
             "pipeline definition (the value is not repeated here)",
@@ -56,6 +57,10 @@ def _s3_prefixes(spec: Experiment, add) -> None:
 
 def _tracking(spec: Experiment, add) -> None:
     wandb = spec.tracking.wandb
+    if wandb.api_key_secret and wandb.mode != "online":
+        add(("tracking", "wandb", "api_key_secret"), f"the key is read only with mode: online (this spec says "
+            f"{wandb.mode}), so the role is granted no access to it and runs stay {wandb.mode}",
+            "set tracking.wandb.mode: online, or drop api_key_secret")
     if wandb.api_key_secret and spec.aws.network_isolation:
         add(("tracking", "wandb", "api_key_secret"), "jobs with aws.network_isolation: true cannot reach Secrets "
             "Manager (nor wandb), so the key could never be read", "drop api_key_secret and keep mode: offline "

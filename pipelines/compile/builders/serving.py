@@ -17,6 +17,7 @@ from pipelines.compile.builders.common import (
     tags,
     volume_kms_key,
 )
+from pipelines.spec.gpu_runtime import transform_ami
 from steps import contract
 
 CONTENT_TYPES = ["application/json", "application/jsonlines", "text/csv"]
@@ -53,8 +54,10 @@ def build_transform(ctx: Context) -> None:
         instance_type=res.instance_type, strategy="MultiRecord", assemble_with="Line",
         output_path=ctx.run_uri("transform"), output_kms_key=aws.kms_key, accept=spec.content_type,
         max_concurrent_transforms=spec.max_concurrent_transforms, max_payload=spec.max_payload_mb,
-        tags=tags(ctx), env=environment(ctx), base_transform_job_name=f"{ctx.spec.name[:20]}-transform",
-        sagemaker_session=ctx.session, volume_kms_key=volume_kms_key(aws.kms_key, res.instance_type))
+        tags=tags(ctx), env={**environment(ctx), "SMPIPE_INSTANCE_TYPE": res.instance_type},
+        base_transform_job_name=f"{ctx.spec.name[:20]}-transform", sagemaker_session=ctx.session,
+        volume_kms_key=volume_kms_key(aws.kms_key, res.instance_type),
+        transform_ami_version=transform_ami(res.instance_type))
     ctx.steps["transform"] = TransformStep(
         name="Transform", display_name="Batch transform",
         description="Score the TransformSource files with the best model: one prediction per input line.",

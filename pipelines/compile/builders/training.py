@@ -128,18 +128,11 @@ def build_tuning(ctx: Context) -> None:
 
 
 def model_artifact(ctx: Context, step, model: ModelPlan):
-    """The S3 URI of a model step's model.tar.gz (the best trial for a TuningStep)."""
+    """The S3 URI of a model step's model.tar.gz (the best trial's for a TuningStep).
+
+    Read from the tuning job's own properties (its output path and best trial), never rebuilt from this
+    execution's run folder: a cached Tune step's job belongs to the earlier execution that ran it."""
     if not ctx.spec.tuning:
         return step.properties.ModelArtifacts.S3ModelArtifacts
-    # What TuningStep.get_top_model_s3_uri builds, with this execution's run folder as prefix.
-    bucket = ctx.spec.aws.bucket
-    prefix = ctx.run_uri("tuning", model.spec.name)
-    return join("s3:/", bucket, _key_of(ctx, prefix), step.properties.TrainingJobSummaries[0].TrainingJobName,
-                "output/model.tar.gz")
-
-
-def _key_of(ctx: Context, run_uri):
-    """run_uri without its s3://bucket/ head (Join values are pieces; rebuild with the key prefix)."""
-    head = f"s3://{ctx.spec.aws.bucket}/"
-    first, *rest = run_uri.values
-    return join(first[len(head):], *rest)
+    return join(step.properties.TrainingJobDefinition.OutputDataConfig.S3OutputPath,
+                step.properties.BestTrainingJob.TrainingJobName, "output/model.tar.gz")
