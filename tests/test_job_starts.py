@@ -166,3 +166,27 @@ def test_a_transform_raises_the_servers_body_limit_to_its_payload(monkeypatch):
     assert max_body_mb() == 20
     monkeypatch.delenv("SAGEMAKER_BATCH")
     assert max_body_mb() == 6
+
+
+def test_docker_runs_the_same_start_in_the_image(tmp_path):
+    """docker=1: the image's own entrypoint and WORKDIR, /opt/ml mounted, SageMaker's variables, no host ones."""
+    start = starts()["training"]
+    cmd = container.docker_command(start, {"FROM_THE_DEFINITION": "1"}, tmp_path, "acct.dkr.ecr/smpipe:1")
+    assert cmd[:4] == ["docker", "run", "--rm", "--network"] and f"{tmp_path.resolve()}:/opt/ml" in cmd
+    assert cmd[-2:] == ["acct.dkr.ecr/smpipe:1", "train"] and "--entrypoint" not in cmd
+    env = {cmd[i + 1].split("=", 1)[0] for i, part in enumerate(cmd) if part == "-e"}
+    assert env == {"FROM_THE_DEFINITION", "TRAINING_JOB_NAME", "TRAINING_JOB_ARN"}
+
+
+def test_docker_without_a_daemon_is_one_clear_error(monkeypatch, tmp_path):
+    from pipelines.local.run import docker_image
+    from pipelines.spec.errors import SpecError
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker at all
+    with pytest.raises(SpecError, match="docker=1 needs Docker"):
+        docker_image("smpipe:1")
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(SpecError, match="daemon is not reachable"):
+        docker_image("smpipe:1")

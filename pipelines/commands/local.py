@@ -111,7 +111,9 @@ def _run_options(p) -> None:
 
 
 def register(sub) -> None:
-    _run_options(command(sub, "local", "compile and run the pipeline end to end on this machine", cmd_local))
+    local = command(sub, "local", "compile and run the pipeline end to end on this machine", cmd_local)
+    _run_options(local)
+    local.add_argument("--docker", action="store_true", help="run every job in the built job image (aws.image_uri)")
     execute = command(sub, "execute", "run a compiled definition JSON with the local executor", cmd_execute, spec=False)
     execute.add_argument("definition", help="definition JSON file")
     _run_options(execute)

@@ -57,6 +57,21 @@ def environment(start: Start, job_env: dict, opt_ml: Path, code_root: Path, extr
     return env
 
 
+def docker_command(start: Start, job_env: dict, opt_ml: Path, image: str, extra: dict | None = None) -> list[str]:
+    """`make local docker=1`: the same start inside the built image itself, /opt/ml mounted from the sandbox.
+    The image brings its own ENV, WORKDIR and launcher; host networking keeps 127.0.0.1 hosts and ports."""
+    env = {**{k: str(v) for k, v in job_env.items()}, **start.sagemaker_env, **(extra or {})}
+    cmd = ["docker", "run", "--rm", "--network", "host", "-v", f"{opt_ml.resolve()}:{contract.OPT_ML}"]
+    if has_nvidia_driver():
+        cmd += ["--gpus", "all"]
+    for key, value in sorted(env.items()):
+        cmd += ["-e", f"{key}={value}"]
+    if start.entrypoint != contract.IMAGE_ENTRYPOINT:
+        cmd += ["--entrypoint", start.entrypoint[0], image, *start.entrypoint[1:], *start.argv]
+        return cmd
+    return [*cmd, image, *start.argv]
+
+
 def write_files(start: Start, opt_ml: Path) -> None:
     for path, content in start.files.items():
         target = opt_ml / path[len(contract.OPT_ML) + 1:]

@@ -41,6 +41,7 @@ class Options:
     parallel: int = 1
     echo: bool = False
     say: object = print
+    image: str | None = None  # docker=1: every job in this image
 
 
 @dataclass
@@ -142,7 +143,8 @@ class Execution:
 
     def _job(self, name: str) -> Job:
         return Job(name=name, sandbox=self.folder / "jobs" / name, log=self.folder / "logs" / f"{name}.log",
-                   store=self.options.store, code_root=self.options.code_root, echo=self.options.echo)
+                   store=self.options.store, code_root=self.options.code_root, echo=self.options.echo,
+                   image=self.options.image)
 
     def _run_job(self, name: str, kind: str, args: dict) -> dict:
         if kind == "Processing":

@@ -37,6 +37,7 @@ class Job:
     store: LocalStore
     code_root: Path  # where steps/ lives for the launcher (the unpacked bundle takes over)
     echo: bool = False
+    image: str | None = None  # docker=1: run the job in this image instead of on the host
     # SageMaker names every job uniquely (a retried step is a new job); the container sees it as TRAINING_JOB_NAME.
     job_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
@@ -87,10 +88,13 @@ def _spawn(job: Job, start: container.Start, environment: dict, extra: dict) -> 
     container.write_files(start, job.opt_ml)
     cwd = container.workdir(job.sandbox)
     cwd.mkdir(parents=True, exist_ok=True)
-    env = container.environment(start, environment, job.opt_ml, job.code_root, extra)
+    if job.image:
+        cmd, env = container.docker_command(start, environment, job.opt_ml, job.image, extra), None
+    else:
+        cmd, env = container.command(start), container.environment(start, environment, job.opt_ml, job.code_root, extra)
     job.log.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(container.command(start), cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            bufsize=1)
 
 
 def _stream(job: Job, proc: subprocess.Popen, tail: deque) -> None:

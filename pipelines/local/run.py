@@ -22,6 +22,22 @@ def _options(args) -> Options:
                    use_cache=not args.no_cache, parallel=args.parallel, say=_say)
 
 
+def docker_image(image: str) -> str:
+    """docker=1: the job image, built here (make build-push builds it), and a daemon to run it."""
+    import shutil
+    import subprocess
+
+    if shutil.which("docker") is None:
+        raise fail("<command line>", "docker=1 needs Docker, which is not installed here",
+                   hint="drop docker=1: the same container contract runs on this host")
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        raise fail("<command line>", "docker=1: the Docker daemon is not reachable", hint="start Docker, or drop docker=1")
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode != 0:
+        raise fail("<command line>", f"docker=1: the image {image} is not built here",
+                   hint="build it with make build-push exp=… (or docker build -f containers/Dockerfile .)")
+    return image
+
+
 def _say(line: str) -> None:
     print(line, flush=True)
 
@@ -40,6 +56,8 @@ def run_experiment(plan: Plan, args) -> int:
     from pipelines.compile.definition import definition
 
     options = _options(args)
+    if getattr(args, "docker", False):
+        options.image = docker_image(plan.spec.aws.image_uri)
     if getattr(args, "retry", None):
         return _retry(args.retry, plan.pipeline_name, options)
     refuse_bad_values(plan.parameters, options.parameters, plan.spec.aws.kms_key)

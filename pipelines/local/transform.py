@@ -45,15 +45,17 @@ class ServingContainer:
 
     def __init__(self, job: Job, args: dict, model_env: dict):
         self.job, self.port = job, container.free_port()
-        start = container.serving(args)
-        env = container.environment(start, {**model_env, **args.get("Environment", {})}, job.opt_ml, job.code_root,
-                                    {"SAGEMAKER_BIND_TO_PORT": str(self.port), "SMPIPE_SERVE_HOST": "127.0.0.1"})
+        start, job_env = container.serving(args), {**model_env, **args.get("Environment", {})}
+        extra = {"SAGEMAKER_BIND_TO_PORT": str(self.port), "SMPIPE_SERVE_HOST": "127.0.0.1"}
+        if job.image:
+            cmd, env = container.docker_command(start, job_env, job.opt_ml, job.image, extra), None
+        else:
+            cmd, env = container.command(start), container.environment(start, job_env, job.opt_ml, job.code_root, extra)
         cwd = container.workdir(job.sandbox)
         cwd.mkdir(parents=True, exist_ok=True)
         job.log.parent.mkdir(parents=True, exist_ok=True)
         self.log = job.log.open("w", encoding="utf-8", buffering=1)
-        self.proc = subprocess.Popen(container.command(start), cwd=cwd, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
 
     def __enter__(self) -> ServingContainer:
         deadline = time.monotonic() + START_TIMEOUT_S
