@@ -35,10 +35,13 @@ serve: venv ## serve a locally registered model on 127.0.0.1: make serve exp=...
 	$(need_exp)
 	$(PY) -m pipelines serve $(SPEC) $(args) $(if $(version),--version $(version)) --port $(or $(port),8080)
 
-invoke: venv ## classify a text with the local server: make invoke exp=... text="..." [port=8080]
+# A make variable as one shell word, quoted as given: $(value) keeps a '$' unexpanded, '…' keeps the shell out.
+shell_word = '$(subst ','\'',$(value $(1)))'
+
+invoke: venv ## classify texts with the local server: make invoke exp=... text="..." | file=texts.txt (one a line) [port=8080]
 	$(need_exp)
-	@if [ -z "$(text)" ]; then echo 'error: text is required, e.g. make invoke exp=$(exp) text="Render the template"' >&2; exit 2; fi
-	@$(PY) -m pipelines invoke $(SPEC) --text "$(text)" --port $(or $(port),8080)
+	@if [ -z '$(subst ','\'',$(value text))$(subst ','\'',$(value file))' ]; then echo 'error: text or file is required, e.g. make invoke exp=$(exp) file=texts.txt' >&2; exit 2; fi
+	@$(PY) -m pipelines invoke $(SPEC) $(if $(value text),--text $(call shell_word,text)) $(if $(value file),--file $(call shell_word,file)) --port $(or $(port),8080)
 
 jupyter: venv ## JupyterLab in the experiment's environment at its latest run: make jupyter exp=... [port=8888] [docker=1]
 	$(need_exp)

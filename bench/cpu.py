@@ -2,7 +2,7 @@
 
     python bench/cpu.py [--no-example]   # the example experiment runs twice (~6 min) unless --no-example
 
-Writes bench/results/cpu-<date>.json and .md with the machine and versions. Targets (issue #6):
+Writes bench/results/<date>-<commit>-<machine>-cpu.json and .md (bench/provenance.py: never overwritten). Targets (issue #6):
 definition < 3 s including imports; prepare >= 2,000 docs/s per core. Prepare is measured twice:
 the example's own run (start-up included) and the marginal rate between 1,000 and all 21,000 of the
 benchmark corpus's documents (bench/assets.py), which is the rate once start-up is paid.
@@ -14,14 +14,12 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +100,39 @@ def prepare_marginal() -> dict:
             "note": "from the medians of 3 runs of each size"}
 
 
+def digest_cost(gigabytes: float = 2.0, files: int = 16) -> dict:
+    """What content addressing costs a compile: sha256 of every byte of a local folder (as `make plan`, `make
+    local` and upsert digest data and model folders), then again with the digests remembered by path, size and
+    mtime. The files are fresh in the page cache: the first figure is hashing, not disk reads."""
+    sys.path.insert(0, str(ROOT))
+    from pipelines.compile.bundle import DigestCache, folder_digest
+
+    size = int(gigabytes * 2**30 / files)
+    block = os.urandom(4 * 2**20)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "data"
+        folder.mkdir()
+        for i in range(files):
+            with (folder / f"part-{i:02d}.bin").open("wb") as fh:
+                for _ in range(size // len(block)):
+                    fh.write(block)
+        cold = []
+        for _ in range(3):
+            started = time.perf_counter()
+            folder_digest(folder, DigestCache(None))
+            cold.append(time.perf_counter() - started)
+        cache = DigestCache(Path(tmp) / "digests.json")
+        folder_digest(folder, cache)
+        cache.save()
+        started = time.perf_counter()
+        folder_digest(folder, DigestCache(Path(tmp) / "digests.json"))
+        warm = time.perf_counter() - started
+    total = size * files
+    return {"bytes": total, "files": files, "every_byte_seconds_median": statistics.median(cold),
+            "every_byte_seconds": cold, "repeats": len(cold), "remembered_seconds": warm,
+            "gigabytes_per_second": total / 2**30 / statistics.median(cold)}
+
+
 def example_runs() -> dict:
     """The example end to end in a fresh store, then again with every step cached (executor overhead)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,12 +154,15 @@ def main() -> int:
     p.add_argument("--no-example", dest="example", action="store_false",
                    help="skip running the example experiment (about 6 minutes)")
     args = p.parse_args()
-    results = {"machine": {"platform": platform.platform(), "python": platform.python_version(), "cores": os.cpu_count()},
-               "date": datetime.now(UTC).isoformat(timespec="seconds"),
-               "definition": definition_seconds(), "prepare": prepare_throughput(), "prepare_marginal": prepare_marginal()}
+    from provenance import provenance, result_path
+
+    info = provenance()
+    results = {**info, "machine": {"platform": info["platform"], "python": info["python"], "cores": info["cores"]},
+               "definition": definition_seconds(), "prepare": prepare_throughput(), "prepare_marginal": prepare_marginal(),
+               "digest": digest_cost()}
     if args.example:
         results["example"] = example_runs()
-    out = ROOT / "bench" / "results" / f"cpu-{datetime.now(UTC):%Y-%m-%d}"
+    out = result_path("cpu")
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = markdown(results)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -151,6 +185,11 @@ def markdown(results: dict) -> list[str]:
     if "marginal_docs_per_second" in m:
         lines.append(f"| prepare, marginal rate 1,000 → {m['documents']:,} docs (start-up excluded, medians of 3) | "
                      f"{m['marginal_docs_per_second_per_core']:.0f} docs/s per core | ≥ 2000 |")
+    g = results.get("digest")
+    if g:
+        lines.append(f"| digest of a {g['bytes'] / 2**30:.0f} GB local folder, every byte (median of {g['repeats']}) | "
+                     f"{g['every_byte_seconds_median']:.2f} s ({g['gigabytes_per_second']:.2f} GB/s) | |")
+        lines.append(f"| the same, digests remembered (path, size, mtime) | {g['remembered_seconds'] * 1000:.1f} ms | |")
     if "example" in results:
         e = results["example"]
         lines += [f"| example experiment, fresh store | {e['wall_seconds']:.0f} s ({e['steps']} steps, "

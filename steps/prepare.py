@@ -37,6 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
+    p.add_argument("--data-snapshot", default="-", help="without a Reconcile step: the DataSource listing digest")
     return p.parse_args(argv)
 
 

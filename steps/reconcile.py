@@ -29,6 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--label-column", default="label")
     p.add_argument("--max-documents", type=int, default=0, help="keep at most this many, stratified (0 = all)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--data-snapshot", default="-", help="the listing digest of an s3:// DataSource, as the execution "
+                   "was started with (part of the step's cache key; recorded in data_report.json)")
     return p.parse_args(argv)
 
 
@@ -119,6 +121,7 @@ def main(argv=None) -> int:
             fh.write(line)
     report = {
         "snapshot_sha256": digest.hexdigest(),
+        "source_listing": args.data_snapshot,
         "records": len(rows),
         "labels": dict(sorted(Counter(r["label"] for r in rows).items())),
         "counts": counts,

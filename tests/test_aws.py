@@ -67,17 +67,21 @@ def cli(capsys, *args) -> tuple[int, str, str]:
 
 def test_upsert_twice_is_a_no_op_and_uploads_once(aws, capsys):
     rc, out, _ = cli(capsys, "upsert", SPEC)
-    assert rc == 0 and "created" in out and "code bundle: uploaded" in out
+    assert rc == 0 and "created" in out and "4 code bundle(s)" in out  # one per step kind's code identity
     assert "schedule: create EXP-0002-bert-vs-distilbert-weekly-retrain" in out
     assert "console.aws.amazon.com/sagemaker" in out
     rc, out, _ = cli(capsys, "upsert", SPEC)
-    assert rc == 0 and ": unchanged" in out and "already there" in out and "schedules match the spec" in out
+    assert rc == 0 and ": unchanged" in out and "staged: 0 code bundle(s) and 0 file(s)" in out
+    assert "schedules match the spec" in out
     sm = aws.client("sagemaker")
     described = sm.describe_pipeline(PipelineName="EXP-0002-bert-vs-distilbert")
     assert described["PipelineDescription"].startswith("Support-ticket routing")
     assert json.loads(described["PipelineDefinition"])["Version"] == "2020-12-01"
     keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket="acme-ml-experiments")["Contents"]]
-    assert len([k for k in keys if k.startswith("experiments/code/")]) == 1
+    code = sorted(k for k in keys if k.startswith("experiments/code/"))
+    assert len(code) == 4
+    bodies = {aws.client("s3").get_object(Bucket="acme-ml-experiments", Key=k)["Body"].read() for k in code}
+    assert len(bodies) == 1  # the same bundle under each step's identity
 
 
 def test_upsert_updates_when_the_definition_changes(aws, capsys):
@@ -92,11 +96,21 @@ def test_upsert_updates_when_the_definition_changes(aws, capsys):
 
 def test_start_with_parameters_and_status(aws, capsys):
     cli(capsys, "upsert", SPEC)
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="acme-raw")
+    rc, _, err = cli(capsys, "start", SPEC)
+    assert rc == 2 and "DataSource s3://acme-raw/tickets/2026-11/ holds no objects" in err  # refused before start
+    s3.put_object(Bucket="acme-raw", Key="tickets/2026-11/part-0.csv", Body=b"body,queue\nhi,a\n")
     rc, out, _ = cli(capsys, "start", SPEC, "--param", "TrainInstanceCount=4", "--param", "GateThreshold=0.9")
     assert rc == 0 and "arn:aws:sagemaker" in out
     arn = out.strip()
     params = aws.client("sagemaker").list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
     assert {"Name": "TrainInstanceCount", "Value": "4"} in params
+    snapshot = next(p["Value"] for p in params if p["Name"] == "DataSnapshot")
+    s3.put_object(Bucket="acme-raw", Key="tickets/2026-11/part-1.csv", Body=b"body,queue\nnew,b\n")
+    rc, out, _ = cli(capsys, "start", SPEC)
+    later = aws.client("sagemaker").list_pipeline_parameters_for_execution(PipelineExecutionArn=out.strip())
+    assert next(p["Value"] for p in later["PipelineParameters"] if p["Name"] == "DataSnapshot") != snapshot
     rc, out, _ = cli(capsys, "status", SPEC)
     assert rc == 0 and arn in out
     assert "step statuses unavailable from this endpoint" in out  # moto lacks ListPipelineExecutionSteps
@@ -111,8 +125,11 @@ def test_schedules_are_created_updated_and_deleted(aws, capsys):
     created = scheduler.get_schedule(Name=name)
     assert created["ScheduleExpression"] == "cron(0 3 ? * MON *)"
     assert created["ScheduleExpressionTimezone"] == "Europe/Berlin"
-    assert created["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"] == [
-        {"Name": "DataSource", "Value": "s3://acme-raw/tickets/latest/"}]
+    request = json.loads(created["Target"]["Input"])
+    assert created["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution"
+    assert request == {"PipelineName": "EXP-0002-bert-vs-distilbert", "PipelineParameters": [
+        {"Name": "DataSnapshot", "Value": "<aws.scheduler.scheduled-time>"},  # the mutable latest/ is read anew
+        {"Name": "DataSource", "Value": "s3://acme-raw/tickets/latest/"}]}
     rc, out, _ = cli(capsys, "schedule", SPEC, "schedules.0.cron=0 4 ? * TUE *", "--dry-run")
     assert "update" in out and "cron(0 4 ? * TUE *)" in out
     assert scheduler.get_schedule(Name=name)["ScheduleExpression"] == "cron(0 3 ? * MON *)"  # dry run

@@ -178,11 +178,13 @@ def test_code_is_content_addressed_and_runs_are_per_execution():
         ["data", "prepared"]
 
 
-def test_code_change_changes_the_code_uri(write_spec):
+def test_code_change_changes_the_code_uris(write_spec):
     path = write_spec()
-    before = plan(load(path)).code_uri
+    before = plan(load(path)).code_uris
     (path.parent / "extra.txt").write_text("new", encoding="utf-8")
-    assert plan(load(path)).code_uri != before
+    after = plan(load(path)).code_uris
+    assert set(after) == {"reconcile", "prepare", "train", "evaluate"}
+    assert all(after[k] != before[k] for k in after)  # a file of the experiment's code: every step runs it
 
 
 def test_committed_schema_is_current():

@@ -70,7 +70,8 @@ def test_second_run_hits_the_cache_and_says_why(world):
     lines.clear()
     third = execute(options, RawData="s3://fixtures/raw/d.jsonl")  # another argument: a re-run with the reason
     assert third.steps["Reconcile"]["status"] == "Succeeded"
-    assert any("arguments changed since the last run" in line for line in lines)
+    why = next(line for line in lines if "arguments changed since the last run" in line)
+    assert "S3Input.S3Uri: 's3://fixtures/raw/' → 's3://fixtures/raw/d.jsonl'" in why  # which one, old → new
     options.use_cache = False
     assert execute(options).steps["Reconcile"]["status"] == "Succeeded"
 
@@ -101,6 +102,17 @@ def test_from_step_reruns_that_step_even_when_cached(world):
     outcome = execute(options)
     assert outcome.steps["Reconcile"]["status"] == "Succeeded"
     assert any("--from Reconcile" in line for line in lines)
+
+
+def test_from_a_step_that_does_not_exist_is_an_error(world):
+    """It used to be ignored, and every step was served from the cache."""
+    from pipelines.local.expressions import ExpressionError
+
+    options, _ = world
+    options.from_step = "reconcile"
+    with pytest.raises(ExpressionError, match=r"--from reconcile: the pipeline has no such step \(did you mean "
+                                              r"Reconcile\?\); its steps: Gate, Reconcile"):
+        execute(options)
 
 
 def test_independent_steps_run_in_parallel(world):

@@ -8,9 +8,10 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
+from pipelines.compile import staging
 from pipelines.compile.plan import Plan, check_uploads
+from pipelines.compile.snapshot import data_snapshot
 from pipelines.spec.errors import SpecError
 from pipelines.spec.experiment import PLACEHOLDER_ACCOUNT
 from pipelines.spec.parameters import refuse_bad_values
@@ -91,17 +92,6 @@ def ensure_object(clients: Clients, uri: str, data: bytes) -> bool:
     return True
 
 
-def sync_folder(clients: Clients, folder: Path, uri: str) -> int:
-    """A local folder under an S3 prefix, or one file at that key; objects already there are not sent again."""
-    if folder.is_file():
-        return ensure_object(clients, uri, folder.read_bytes())
-    uploaded = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        target = uri.rstrip("/") + "/" + path.relative_to(folder).as_posix()
-        uploaded += ensure_object(clients, target, path.read_bytes())
-    return uploaded
-
-
 def upsert(plan: Plan, definition: str, clients: Clients) -> dict:
     """Create or update the pipeline; a second upsert with no change changes nothing."""
     from botocore.exceptions import ClientError
@@ -109,9 +99,10 @@ def upsert(plan: Plan, definition: str, clients: Clients) -> dict:
     check_placeholders(plan)
     check_uploads(plan)
     check_role(clients, plan.spec.aws.role)
-    report = {"code_uploaded": ensure_object(clients, plan.code_uri, plan.code_bundle), "assets_uploaded": 0}
-    for uri, folder in sorted(plan.uploads.items()):
-        report["assets_uploaded"] += sync_folder(clients, folder, uri)
+    report = {"code_uploaded": 0, "assets_uploaded": 0}
+    for uri, source in staging.objects(plan):
+        sent = ensure_object(clients, uri, staging.content(source))
+        report["code_uploaded" if uri in plan.code_uris.values() else "assets_uploaded"] += sent
     sm, name = clients.sagemaker, plan.pipeline_name
     description = plan.spec.description or f"{name}: compiled by smpipe"
     request = {"PipelineName": name, "PipelineDefinition": definition, "PipelineDescription": description,
@@ -160,8 +151,16 @@ def studio_link(plan: Plan) -> str:
     return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/pipelines/{plan.pipeline_name}"
 
 
+def listing(clients: Clients, uri: str) -> list[tuple[str, int, str]]:
+    bucket, _, prefix = uri[5:].partition("/")
+    pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [(o["Key"], o["Size"], o["ETag"]) for page in pages for o in page.get("Contents", [])]
+
+
 def start(plan: Plan, definition: str, parameters: dict[str, str], clients: Clients) -> str:
+    """Start an execution; over an s3:// DataSource with its listing digest (compile/snapshot.py)."""
     refuse_bad_values(plan.parameters, parameters, plan.spec.aws.kms_key)
+    parameters, _ = data_snapshot(plan, parameters, lambda uri: listing(clients, uri))
     response = clients.sagemaker.start_pipeline_execution(
         PipelineName=plan.pipeline_name,
         PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in sorted(parameters.items())])

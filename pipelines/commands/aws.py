@@ -23,7 +23,8 @@ def cmd_upsert(args) -> int:
     refuse_over_budget(plan, where=str(spec_path(args.spec)))
     report = pipeline.upsert(plan, text, clients)
     print(f"pipeline {plan.pipeline_name}: {report['action']} ({report['pipeline_arn']})")
-    print(f"code bundle: {'uploaded' if report['code_uploaded'] else 'already there'} {plan.code_uri}")
+    print(f"staged: {report['code_uploaded']} code bundle(s) and {report['assets_uploaded']} file(s) uploaded, "
+          "the rest already there (content-addressed keys)")
     for line in schedules.reconcile(plan, clients, report["pipeline_arn"]) if plan.spec.schedules else []:
         print(f"schedule: {line}")
     print(f"studio: {report['studio']}")

@@ -43,9 +43,10 @@ def cmd_serve(args) -> int:
 
 
 def cmd_invoke(args) -> int:
-    from pipelines.local.serving import invoke
+    from pipelines.local.serving import invoke, texts_from
 
-    for text, prediction in zip(args.text, invoke(args.port, args.text), strict=True):
+    texts = [*(args.text or []), *texts_from(args.file)]
+    for text, prediction in zip(texts, invoke(args.port, texts), strict=True):
         print(f"{prediction['label']:<20} {prediction['score']:.3f}  {text[:80]}")
     return 0
 
@@ -126,7 +127,8 @@ def register(sub) -> None:
         p.add_argument("--port", type=int, default=8080)
     serve.add_argument("--store", default=".local-s3")
     serve.add_argument("--runs", default=".local-runs")
-    invoke.add_argument("--text", action="append", required=True, help="a text to classify (repeatable)")
+    invoke.add_argument("--text", action="append", help="a text to classify (repeatable)")
+    invoke.add_argument("--file", help="texts to classify, one per line (- reads standard input)")
     jupyter = command(sub, "jupyter", "JupyterLab in the experiment's environment at its latest run", cmd_jupyter)
     jupyter.add_argument("--port", type=int, default=8888)
     terminal = command(sub, "terminal", "a shell in the experiment's environment with the container contract "

@@ -1,7 +1,11 @@
-"""The code bundle: steps/ plus the experiment folder, as a byte-reproducible tar.gz.
+"""The code bundle (steps/ plus the experiment's code, a byte-reproducible tar.gz) and content digests of
+every local folder the spec names, over every byte.
 
-Its sha256 names it (``code/<sha256>.tar.gz``), so the same code always gets the same URI and the
-same step cache keys, and an upload happens only when the code changed.
+The bundle holds what the jobs import: steps/ and the experiment folder, less experiment.yaml (only the
+compiler reads it: a hyperparameter edit must not change the code every step runs) and less the folders the
+spec stages separately (its data, transform input, notebooks). A file too large for code is refused with
+its name, never dropped. Digests of large folders are remembered by path, size and mtime
+(``DigestCache``), so a compile re-reads only what changed.
 """
 
 from __future__ import annotations
@@ -9,32 +13,53 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
+import os
 import tarfile
 from pathlib import Path
 
-SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", "data", "outputs"}
+SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
+SKIP_FILES = {"experiment.yaml"}
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
 
-def files(root: Path, experiment_dir: Path) -> list[tuple[str, Path]]:
-    """(archive name, path) pairs in a stable order."""
+class BundleError(Exception):
+    """A file the bundle cannot carry; ``path`` names it."""
+
+    def __init__(self, path: Path, message: str):
+        super().__init__(message)
+        self.path = path
+
+
+def files(root: Path, experiment_dir: Path, staged: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
+    """(archive name, path) pairs in a stable order; ``staged``: folders and files the spec uploads itself."""
+    staged = tuple(p.resolve() for p in staged)
     pairs = []
     for base, prefix in ((root / "steps", "steps"), (experiment_dir, "experiment")):
         for path in sorted(base.rglob("*")):
             rel = path.relative_to(base)
             if path.is_dir() or any(part in SKIP_DIRS or part.startswith(".") for part in rel.parts):
                 continue
-            if path.suffix in SKIP_SUFFIXES or path.stat().st_size > MAX_FILE_BYTES:
+            if path.suffix in SKIP_SUFFIXES or (prefix == "experiment" and rel.as_posix() in SKIP_FILES):
                 continue
+            if _inside(path.resolve(), staged):
+                continue
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise BundleError(path, f"{path} is {path.stat().st_size / 2**20:.1f} MiB: the code bundle carries code "
+                                  f"(at most {MAX_FILE_BYTES // 2**20} MiB a file), and every job downloads it")
             pairs.append((f"{prefix}/{rel.as_posix()}", path))
     return pairs
 
 
-def build(root: Path, experiment_dir: Path) -> bytes:
+def _inside(path: Path, staged: tuple[Path, ...]) -> bool:
+    return any(path == s or s in path.parents for s in staged)
+
+
+def build(root: Path, experiment_dir: Path, staged: tuple[Path, ...] = ()) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, path in files(root, experiment_dir):
+        for name, path in files(root, experiment_dir, staged):
             data = path.read_bytes()
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
@@ -51,23 +76,62 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-WHOLE_FILE_BYTES = 8 * 1024 * 1024
-EDGE_BYTES = 4 * 1024 * 1024
+class DigestCache:
+    """File digests remembered by (absolute path, size, mtime in ns): a changed file has a new size or mtime,
+    so it is read again; an unchanged one is not. ``None`` as the file: nothing is remembered."""
+
+    def __init__(self, path: Path | None = None):
+        self.path, self.entries, self.changed = path, {}, False
+        if path is not None and path.is_file():
+            try:
+                self.entries = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self.entries = {}
+
+    def file(self, path: Path) -> str:
+        stat = path.stat()
+        key = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+        if key not in self.entries:
+            h = hashlib.sha256()
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(4 * 2**20), b""):
+                    h.update(block)
+            self.entries[key], self.changed = h.hexdigest(), True
+        return self.entries[key]
+
+    def save(self) -> None:
+        """Best effort: a read-only project still compiles, it only re-reads next time."""
+        if self.path is None or not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(self.entries), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
 
 
-def folder_digest(folder: Path) -> str:
-    """A content address for a local folder: every file's path and size, small files hashed whole, large ones
-    by their first and last 4 MiB (a compile stays fast on gigabytes; a changed file changes the address)."""
+class PathDigests(DigestCache):
+    """For golden definitions only: a folder's "digest" is its path under the project, so the committed JSON
+    is the same on every machine, whether `make model` ran there or not."""
+
+    def __init__(self, root: Path):
+        super().__init__(None)
+        self.root = root
+
+    def folder(self, folder: Path) -> str:
+        return hashlib.sha256(folder.resolve().relative_to(self.root.resolve()).as_posix().encode()).hexdigest()
+
+
+def folder_digest(folder: Path, cache: DigestCache | None = None) -> str:
+    """A content address for a local folder or file: every file's relative path, size and sha256 of every byte."""
+    cache = cache or DigestCache()
+    if isinstance(cache, PathDigests):
+        return cache.folder(folder)
     h = hashlib.sha256()
     paths = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
     for path in paths:
-        size = path.stat().st_size
-        h.update(f"{path.relative_to(folder).as_posix() if path != folder else path.name}\0{size}\0".encode())
-        with path.open("rb") as fh:
-            if size <= WHOLE_FILE_BYTES:
-                h.update(fh.read())
-            else:
-                h.update(fh.read(EDGE_BYTES))
-                fh.seek(size - EDGE_BYTES)
-                h.update(fh.read(EDGE_BYTES))
+        name = path.relative_to(folder).as_posix() if path != folder else path.name
+        h.update(f"{name}\0{path.stat().st_size}\0{cache.file(path)}\0".encode())
     return h.hexdigest()

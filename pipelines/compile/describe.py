@@ -8,7 +8,8 @@ from pipelines.compile.window_notes import notes
 
 def describe(plan: Plan) -> str:
     spec = plan.spec
-    lines = [f"pipeline   {plan.pipeline_name}", f"code       {plan.code_uri}",
+    lines = [f"pipeline   {plan.pipeline_name}",
+             *[f"code       {kind:9} {uri}" for kind, uri in sorted(plan.code_uris.items())],
              f"runs       {plan.base_uri}/runs/<execution id>/  (data snapshots, checkpoints, models, evaluation)",
              "", "DAG"]
     chain = (["Reconcile"] if spec.steps.reconcile else []) + ["Prepare"]
@@ -38,6 +39,13 @@ def _caching(plan: Plan) -> list[str]:
     if any(source == uri for uri in plan.uploads):
         lines.append(f"  DataSource is content-addressed ({source}): changed local data changes {first}'s key")
     else:
-        lines.append(f"  {first}'s key is the DataSource URI, not its content: new objects under {source} reuse the "
-                     "cached snapshot; give each data drop its own prefix (e.g. …/2026-11/) or run with caching off")
+        lines += [f"  {first}'s key is the DataSource URI and DataSnapshot, never the objects themselves: make local and "
+                  "make pipeline-start list the prefix (keys, sizes, ETags) and pass its digest, so new objects run "
+                  f"{first} again and unchanged ones stay cached",
+                  "  a schedule passes its invocation time as DataSnapshot (nothing lists S3 before a scheduled start): "
+                  "each scheduled execution reads its data again; a start from Studio keeps the default '-' unless "
+                  "you give it a new value"]
+    lines += ["  each step's code URI is its code identity: steps/ modules it imports, the experiment's code, the user "
+              "functions it calls (not experiment.yaml): an edit re-runs only the steps that run the edited code",
+              "  local folders (data, models, transform input, notebooks) are staged under the digest of every byte"]
     return lines

@@ -14,11 +14,12 @@ def example_specs() -> list[Path]:
 
 
 def render(spec: Path) -> str:
+    from pipelines.compile.bundle import PathDigests
     from pipelines.compile.definition import definition
     from pipelines.compile.plan import plan
     from pipelines.spec.load import load
 
-    return definition(plan(load(spec)))
+    return definition(plan(load(spec), PathDigests(ROOT)))  # local folders by path: see PathDigests
 
 
 def regenerate() -> list[Path]:

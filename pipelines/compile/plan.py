@@ -1,6 +1,7 @@
 """spec → plan: every name, URI, parameter default and per-model setting, resolved and checked.
 
-Pure: reads the code files to hash them, nothing else.
+Pure but for reading: the code files and every local input are hashed (their digests are remembered in
+.local-runs/digests.json by path, size and mtime, so a recompile reads only what changed).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.compile import bundle
+from pipelines.compile import bundle, code_identity
 from pipelines.spec.errors import Problem, SpecError
 from pipelines.spec.experiment import Experiment, Hyperparameters, ModelSpec
 from pipelines.spec.load import Loaded
@@ -31,8 +32,8 @@ class Plan:
     spec: Experiment
     pipeline_name: str
     base_uri: str  # s3://bucket/prefix/EXP
-    code_uri: str
-    code_sha256: str
+    code_uris: dict[str, str]  # step kind (reconcile, prepare, train, evaluate) → its code URI
+    code_sha256: str  # the bundle's own digest (tags)
     parameters: dict[str, Parameter]
     models: tuple[ModelPlan, ...]
     uploads: dict[str, Path] = field(default_factory=dict)  # s3 URI → local file or folder
@@ -40,6 +41,7 @@ class Plan:
     notebook_inputs: dict[str, str] = field(default_factory=dict)  # notebook name → its staged input folder
     experiment_dir: Path | None = None
     code_bundle: bytes = field(default=b"", repr=False)
+    code_identities: dict[str, str] = field(default_factory=dict)  # step kind → the identity naming its URI
     sourced: Sourced | None = field(default=None, repr=False)  # where each spec field was written
 
     def problem(self, loc: tuple, message: str, hint: str = "") -> Problem:
@@ -48,42 +50,55 @@ class Plan:
         return Problem(file, line, column, dotted(loc), message, hint)
 
 
-def plan(loaded: Loaded) -> Plan:
+def plan(loaded: Loaded, cache: bundle.DigestCache | None = None) -> Plan:
+    """``cache``: how local files are digested (default: every byte, remembered under .local-runs/)."""
     spec = loaded.spec
     base_uri = f"s3://{spec.aws.bucket}/{spec.aws.prefix.strip('/')}/{spec.name}"
-    code = bundle.build(loaded.root, loaded.folder)
-    sha = bundle.digest(code)
-    code_uri = f"s3://{spec.aws.bucket}/{spec.aws.prefix.strip('/')}/code/{sha}.tar.gz"
+    cache = cache or bundle.DigestCache(loaded.root / ".local-runs" / "digests.json")
     uploads: dict[str, Path] = {}
     fields: dict[str, tuple] = {}
-    data_source = _asset(spec.data.source, f"{base_uri}/assets/raw", loaded, uploads, content_addressed=True)
+    data_source = _asset(spec.data.source, f"{base_uri}/assets/raw", loaded, uploads, cache)
     _origin(fields, uploads, data_source, ("data", "source"))
-    models = tuple(_model(spec, m, base_uri, loaded, uploads) for m in spec.models)
+    models = tuple(_model(spec, m, base_uri, loaded, uploads, cache) for m in spec.models)
     for i, model in enumerate(models):
         _origin(fields, uploads, model.pretrained_uri, ("models", i, "source"))
-    transform = spec.transform and _asset(spec.transform.source, f"{base_uri}/assets/transform", loaded, uploads,
-                                          content_addressed=True)
+    transform = spec.transform and _asset(spec.transform.source, f"{base_uri}/assets/transform", loaded, uploads, cache)
     _origin(fields, uploads, transform, ("transform", "source"))
     parameters = declare(spec, data_source, transform)
-    notebooks = {nb.name: _notebook(nb.path, f"{base_uri}/notebooks", loaded, uploads) for nb in spec.notebooks}
-    return Plan(spec=spec, pipeline_name=spec.name, base_uri=base_uri, code_uri=code_uri, code_sha256=sha,
-                parameters=parameters, models=models, uploads=uploads, upload_fields=fields, code_bundle=code,
-                notebook_inputs=notebooks, experiment_dir=loaded.folder, sourced=loaded.sourced)
+    notebooks = {nb.name: _notebook(nb.path, f"{base_uri}/notebooks", loaded, uploads, cache) for nb in spec.notebooks}
+    cache.save()
+    code, identities = _code(loaded, tuple(uploads.values()))
+    code_root = f"s3://{spec.aws.bucket}/{spec.aws.prefix.strip('/')}/code"
+    return Plan(spec=spec, pipeline_name=spec.name, base_uri=base_uri, code_sha256=bundle.digest(code),
+                code_uris={kind: f"{code_root}/{sha}.tar.gz" for kind, sha in identities.items()},
+                code_identities=identities, parameters=parameters, models=models, uploads=uploads,
+                upload_fields=fields, code_bundle=code, notebook_inputs=notebooks, experiment_dir=loaded.folder,
+                sourced=loaded.sourced)
 
 
-def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path], content_addressed: bool = False) -> str:
-    """Local folders become S3 URIs under the experiment; the CLI syncs them before a run.
+def _code(loaded: Loaded, staged: tuple[Path, ...]) -> tuple[bytes, dict[str, str]]:
+    """The bundle, and each step kind's code identity (pipelines/compile/code_identity.py)."""
+    try:
+        pairs = bundle.files(loaded.root, loaded.folder, staged)
+    except bundle.BundleError as exc:
+        raise SpecError([Problem(str(exc.path), 1, 1, "code bundle", str(exc), "move the file out of the "
+                                 "experiment folder, or name it in the spec (data.source, a model's source, "
+                                 "transform.source) so it is staged as data")]) from None
+    ids = {kind: code_identity.identity(pairs, loaded.root / "steps", kind) for kind in code_identity.STEP_PROGRAMS}
+    return bundle.build(loaded.root, loaded.folder, staged), ids
 
-    Raw data is content-addressed (``assets/raw/<digest>/``): changed data is a new DataSource default, so
-    Reconcile's cache key changes with it and an earlier snapshot is never overwritten.
-    """
+
+def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path], cache: bundle.DigestCache) -> str:
+    """A local folder the spec names, staged under ``<target>/<digest of every byte>/``: changed content is a new
+    URI, so the cache key of every step that reads it changes, an earlier snapshot is never overwritten, and an
+    upload sends only what is missing. `make local` and `make pipeline-upsert` stage the same way."""
     if source.startswith("s3://"):
         return source
     path = Path(source).expanduser()
     if not path.is_absolute():
         path = loaded.root / path
-    if content_addressed and path.exists():
-        target = f"{target}/{bundle.folder_digest(path)[:16]}"
+    if path.exists() or isinstance(cache, bundle.PathDigests):
+        target = f"{target}/{bundle.folder_digest(path, cache)[:16]}"
     uploads[target + "/"] = path
     return target + "/"
 
@@ -94,16 +109,16 @@ def _origin(fields: dict[str, tuple], uploads: dict[str, Path], uri: str | None,
         fields[uri] = loc
 
 
-def _notebook(relative: str, prefix: str, loaded: Loaded, uploads: dict[str, Path]) -> str:
-    """A notebook's input folder, content-addressed (``notebooks/<digest>/``), staged like the code bundle:
-    uploaded by `make pipeline-upsert` and the local executor, never while compiling."""
+def _notebook(relative: str, prefix: str, loaded: Loaded, uploads: dict[str, Path], cache: bundle.DigestCache) -> str:
+    """A notebook's input folder, content-addressed (``notebooks/<digest>/``), staged like every local input."""
     path = loaded.folder / relative
-    folder = f"{prefix}/{bundle.folder_digest(path)[:16]}/"
+    folder = f"{prefix}/{bundle.folder_digest(path, cache)[:16]}/"
     uploads[folder + path.name] = path
     return folder
 
 
-def _model(spec: Experiment, model: ModelSpec, base_uri: str, loaded: Loaded, uploads: dict) -> ModelPlan:
+def _model(spec: Experiment, model: ModelSpec, base_uri: str, loaded: Loaded, uploads: dict,
+           cache: bundle.DigestCache) -> ModelPlan:
     merged = Hyperparameters.model_validate({**spec.train.hyperparameters.model_dump(), **model.hyperparameters})
     tuned = set(spec.tune.ranges) if spec.tuning and spec.tune else set()
     parameterised = tuple(n for n in ("epochs", "learning_rate") if n not in model.hyperparameters and n not in tuned)
@@ -121,7 +136,7 @@ def _model(spec: Experiment, model: ModelSpec, base_uri: str, loaded: Loaded, up
         pretrained = None
         static["hub_model_id"] = model.source
     else:
-        pretrained = _asset(model.source, f"{base_uri}/assets/pretrained/{model.name}", loaded, uploads)
+        pretrained = _asset(model.source, f"{base_uri}/assets/pretrained/{model.name}", loaded, uploads, cache)
     kind = "Tune" if spec.tuning else "Train"
     return ModelPlan(spec=model, step_name=f"{kind}-{model.name}", hyperparameters=static,
                      parameterised=parameterised, pretrained_uri=pretrained,

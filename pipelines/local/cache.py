@@ -44,11 +44,14 @@ class StepCache:
         self.deps, self.execution_id = deps, execution_id
 
     def key(self, step: dict, scope: ex.Scope) -> str:
-        body = {"Type": step["Type"], "Arguments": symbolic(step["Arguments"], scope)}
-        return hashlib.sha256(ex.dumps(body).encode()).hexdigest()
+        return hashlib.sha256(ex.dumps(self.body(step, scope)).encode()).hexdigest()
 
-    def lookup(self, name: str, step: dict, key: str) -> tuple[dict | None, str]:
-        """(the cached entry, or None with the reason the step runs)."""
+    @staticmethod
+    def body(step: dict, scope: ex.Scope) -> dict:
+        return {"Type": step["Type"], "Arguments": symbolic(step["Arguments"], scope)}
+
+    def lookup(self, name: str, step: dict, key: str, body: dict | None = None) -> tuple[dict | None, str]:
+        """(the cached entry, or None with the reason the step runs: which arguments changed, by name)."""
         config = step.get("CacheConfig") or {}
         if not config.get("Enabled"):
             return None, "caching is off for this step"
@@ -58,16 +61,52 @@ class StepCache:
             return None, f"--from {self.from_step}"
         path = self.folder / name / f"{key}.json"
         if not path.is_file():
-            earlier = list((self.folder / name).glob("*.json")) if (self.folder / name).is_dir() else []
-            return None, "arguments changed since the last run" if earlier else "first run"
+            earlier = sorted((self.folder / name).glob("*.json"), key=lambda p: p.stat().st_mtime) \
+                if (self.folder / name).is_dir() else []
+            return None, changed_since(earlier[-1], body) if earlier else "first run"
         entry = json.loads(path.read_text(encoding="utf-8"))
         age = datetime.now(UTC) - datetime.fromisoformat(entry["finished"])
         if age > expiry(config.get("ExpireAfter")):
             return None, f"cached result expired ({config.get('ExpireAfter')})"
         return entry, ""
 
-    def remember(self, name: str, key: str, properties: dict) -> None:
+    def remember(self, name: str, key: str, properties: dict, body: dict | None = None) -> None:
         path = self.folder / name / f"{key}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"execution": self.execution_id, "finished": datetime.now(UTC).isoformat(),
-                                    "properties": properties}, default=str), encoding="utf-8")
+                                    "properties": properties, "arguments": body}, default=str), encoding="utf-8")
+
+
+SHOWN_CHANGES = 4
+
+
+def changed_since(entry_path: Path, body: dict | None) -> str:
+    """Why a step runs again: the arguments that differ from its last cached run, by path, old → new."""
+    try:
+        before = json.loads(entry_path.read_text(encoding="utf-8")).get("arguments")
+    except (OSError, ValueError):
+        before = None
+    if before is None or body is None:
+        return "arguments changed since the last run"
+    old, new = dict(_flat(json.loads(ex.dumps(before)))), dict(_flat(json.loads(ex.dumps(body))))
+    changes = [f"{path}: {_short(old.get(path))} → {_short(new.get(path))}"
+               for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)]
+    shown = "; ".join(changes[:SHOWN_CHANGES]) + (f"; and {len(changes) - SHOWN_CHANGES} more"
+                                                   if len(changes) > SHOWN_CHANGES else "")
+    return f"arguments changed since the last run: {shown}"
+
+
+def _flat(value, path: str = ""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flat(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _flat(item, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def _short(value) -> str:
+    text = "(none)" if value is None else json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 48 else text[:20] + "…" + text[-24:]

@@ -63,6 +63,14 @@ def resources_of(args: dict) -> dict | None:
     return {"type": config["InstanceType"], "count": int(config["InstanceCount"])} if config else None
 
 
+def unknown_step(name: str, steps: dict) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, steps, n=1)
+    return (f"--from {name}: the pipeline has no such step" + (f" (did you mean {close[0]}?)" if close else "")
+            + f"; its steps: {', '.join(sorted(steps))}")
+
+
 def saved_state(folder: Path) -> dict:
     path = folder / "state.json"
     if not path.is_file():
@@ -78,6 +86,8 @@ class Execution:
         self.definition, self.options = definition, options
         self.steps = flatten(definition["Steps"])
         self.deps = dependencies(self.steps)
+        if options.from_step and options.from_step not in self.steps:
+            raise ex.ExpressionError(unknown_step(options.from_step, self.steps))
         self.execution_id = retry_of or f"local-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         self.folder = options.runs / self.execution_id
         state = saved_state(self.folder) if retry_of else {}
@@ -114,8 +124,9 @@ class Execution:
         kind = step["Type"]
         started, instance = time.perf_counter(), None
         if kind in JOB_TYPES:
+            body = self.cache.body(step, self.scope)
             key = self.cache.key(step, self.scope)
-            hit, why = self.cache.lookup(name, step, key)
+            hit, why = self.cache.lookup(name, step, key, body)
             if hit is not None:
                 self.options.say(f"↺ {name}: cached, same arguments as {hit['execution']}")
                 return {"status": "Cached", "seconds": 0.0, "properties": hit["properties"], "reason": hit["execution"]}
@@ -124,7 +135,7 @@ class Execution:
             instance = resources_of(args)
             properties = self._run_job(name, kind, args)
             if (step.get("CacheConfig") or {}).get("Enabled"):
-                self.cache.remember(name, key, properties)
+                self.cache.remember(name, key, properties, body)
         elif kind == "Condition":
             properties = self._condition(name, step)
         elif kind == "Fail":

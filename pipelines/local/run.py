@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from pipelines import ROOT
+from pipelines.compile import staging
 from pipelines.compile.plan import Plan, check_uploads
+from pipelines.compile.snapshot import data_snapshot
 from pipelines.local.executor import Execution, Options, Outcome
 from pipelines.local.expressions import ExpressionError
 from pipelines.local.store import open_store
@@ -42,14 +44,16 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def stage(plan: Plan, options: Options) -> None:
-    """What `pipeline-upsert` uploads to S3, put into the local store: the code bundle and local folders."""
+def stage(plan: Plan, options: Options) -> int:
+    """What `pipeline-upsert` uploads to S3, put into the local store the same way (compile/staging.py):
+    the objects that are missing; returns how many were put."""
     check_uploads(plan)
-    store = options.store
-    if not store.exists(plan.code_uri):
-        store.put_bytes(plan.code_uri, plan.code_bundle)
-    for uri, path in sorted(plan.uploads.items()):
-        store.upload(path, uri)
+    put = 0
+    for uri, source in staging.objects(plan):
+        if not options.store.exists(uri):
+            options.store.put_bytes(uri, staging.content(source))
+            put += 1
+    return put
 
 
 def run_experiment(plan: Plan, args) -> int:
@@ -61,6 +65,9 @@ def run_experiment(plan: Plan, args) -> int:
     if getattr(args, "retry", None):
         return _retry(args.retry, plan.pipeline_name, options)
     refuse_bad_values(plan.parameters, options.parameters, plan.spec.aws.kms_key)
+    options.parameters, seen = data_snapshot(plan, options.parameters, options.store.listing)
+    if seen:
+        print(seen)
     text = definition(plan)
     stage(plan, options)
     return _execute(json.loads(text), plan.pipeline_name, options)

@@ -59,7 +59,26 @@ def serve(opt_ml: Path, port: int, code_root: Path, model_env: dict | None = Non
     os.execve(sys.executable, container.command(start), env)
 
 
+def texts_from(file: str | None) -> list[str]:
+    """One text a line from a file, or standard input for ``-``; blank lines are skipped."""
+    if file is None:
+        return []
+    if file == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        path = Path(file)
+        if not path.is_file():
+            raise fail(file, "no such file to read texts from", hint="one text a line, e.g. make invoke exp=… file=texts.txt")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise fail(file, f"not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8") from None
+    return [line for line in lines if line.strip()]
+
+
 def invoke(port: int, texts: list[str]) -> list[dict]:
+    if not texts:
+        raise fail("<command line>", "no text to classify", hint='give text="…" or file=path (one text a line)')
     request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", method="POST",
                                      data=json.dumps({"inputs": texts}).encode(),
                                      headers={"Content-Type": "application/json"})

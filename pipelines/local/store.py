@@ -46,6 +46,17 @@ class LocalStore:
              else shutil.copy2(match, dest / match.name))
         return len(matches)
 
+    def listing(self, uri: str) -> list[tuple[str, int, str]]:
+        """(key, size, etag) under the prefix; the etag here is the md5 of the bytes, as S3's for a plain PUT."""
+        import hashlib
+
+        bucket, key = split_uri(uri)
+        base = self.root / bucket
+        src = self.path(uri)
+        found = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else []
+        return [(p.relative_to(base).as_posix(), p.stat().st_size, hashlib.md5(p.read_bytes()).hexdigest())
+                for p in found if not p.name.startswith(".")]
+
     def upload(self, src: Path, uri: str) -> None:
         target = self.path(uri)
         if src.is_dir():
@@ -55,9 +66,12 @@ class LocalStore:
             shutil.copy2(src, target)
 
     def put_bytes(self, uri: str, data: bytes) -> None:
+        """Whole or not at all, as an S3 PUT: a copy cut short never leaves a key that looks present."""
         target = self.path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, target)
 
     def describe(self) -> str:
         return str(self.root)
@@ -79,6 +93,11 @@ class S3Store(LocalStore):
 
     def exists(self, uri: str) -> bool:
         return bool(self._keys(uri))
+
+    def listing(self, uri: str) -> list[tuple[str, int, str]]:
+        bucket, key = split_uri(uri)
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        return [(o["Key"], o["Size"], o["ETag"]) for page in pages for o in page.get("Contents", [])]
 
     def download(self, uri: str, dest: Path) -> int:
         bucket, key = split_uri(uri)

@@ -34,6 +34,8 @@ def declare(spec: Experiment, data_source: str, transform_source: str | None = N
     hp, res = spec.train.hyperparameters, spec.resources
     rows = [
         ("DataSource", "String", data_source),
+        # what a start over an s3:// DataSource saw there (the listing's digest; "-": nothing was listed)
+        ("DataSnapshot", "String", "-"),
         ("ProcessingInstanceType", "String", res.processing.instance_type),
         ("TrainInstanceType", "String", res.training.instance_type),
         ("TrainInstanceCount", "Integer", res.training.instance_count),

@@ -64,18 +64,20 @@ def tags(ctx_or_spec) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in sorted(merged.items())]
 
 
-def environment(ctx: Context) -> dict[str, str]:
-    """Job environment. Never a secret: the wandb key is fetched by the job from Secrets Manager."""
+def environment(ctx: Context, kind: str | None = None) -> dict[str, str]:
+    """Job environment; ``kind``: the step kind whose code identity the job runs (none for a transform, which
+    runs the model's own code). Never a secret: the wandb key is fetched by the job from Secrets Manager."""
     wandb = ctx.spec.tracking.wandb
     env = {
         "USE_SMDEBUG": "0",
         "SMPIPE_EXPERIMENT": ctx.spec.name,
-        "SMPIPE_CODE_SHA256": ctx.plan.code_sha256,
         "HF_HUB_OFFLINE": "0" if ctx.spec.allow_hub_download else "1",
         "WANDB_MODE": wandb.mode,
         "WANDB_PROJECT": wandb.project or ctx.spec.name,
         "TOKENIZERS_PARALLELISM": "false",
     }
+    if kind is not None:
+        env["SMPIPE_CODE_SHA256"] = ctx.plan.code_identities[kind]
     if wandb.entity:
         env["WANDB_ENTITY"] = wandb.entity
     if wandb.api_key_secret:
@@ -98,8 +100,8 @@ def s3_output(name: str, uri, local_path: str):
         s3_uri=uri, local_path=local_path, s3_upload_mode="EndOfJob"))
 
 
-def code_input(ctx: Context):
-    return s3_input("code", ctx.plan.code_uri, contract.PROC_CODE)
+def code_input(ctx: Context, kind: str):
+    return s3_input("code", ctx.plan.code_uris[kind], contract.PROC_CODE)
 
 
 def processor(ctx: Context, job: str, instance_type):
@@ -119,7 +121,7 @@ def processor(ctx: Context, job: str, instance_type):
         volume_size_in_gb=res.volume_gb, volume_kms_key=volume_kms_key(aws.kms_key, res.instance_type),
         output_kms_key=aws.kms_key,
         max_runtime_in_seconds=res.max_runtime_s, base_job_name=f"{ctx.spec.name[:20]}-{job}",
-        sagemaker_session=ctx.session, env=environment(ctx), tags=tags(ctx), network_config=network,
+        sagemaker_session=ctx.session, env=environment(ctx, job), tags=tags(ctx), network_config=network,
     )
 
 

@@ -10,6 +10,7 @@ from pipelines.compile.builders.common import (
     Context,
     cache_config,
     code_input,
+    join,
     output_uri,
     processor,
     retry_policies,
@@ -19,17 +20,24 @@ from pipelines.compile.builders.common import (
 from steps import contract
 
 
+def snapshot_argument(ctx: Context) -> list:
+    """The first data step's ``--data-snapshot``: SageMaker's cache key is the step's arguments, never the data,
+    so a start over a mutable s3:// prefix passes the prefix's listing digest (DataSnapshot) to make new
+    objects a new key; unchanged objects keep it, and every later step stays cached."""
+    return ["--data-snapshot", join(ctx.parameters["DataSnapshot"], on="")]
+
+
 def build_reconcile(ctx: Context) -> None:
     if not ctx.spec.steps.reconcile:
         return
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     data = ctx.spec.data
-    args = ["reconcile", "--text-column", data.text, "--label-column", data.label]
+    args = ["reconcile", "--text-column", data.text, "--label-column", data.label, *snapshot_argument(ctx)]
     if data.max_documents:
         args += ["--max-documents", str(data.max_documents), "--seed", str(data.seed)]
     step_args = processor(ctx, "reconcile", ctx.parameters["ProcessingInstanceType"]).run(
-        inputs=[code_input(ctx), s3_input("raw", ctx.parameters["DataSource"], contract.PROC_RAW)],
+        inputs=[code_input(ctx, "reconcile"), s3_input("raw", ctx.parameters["DataSource"], contract.PROC_RAW)],
         outputs=[s3_output(contract.OUTPUT_RECONCILED, ctx.run_uri("data", "reconciled"), contract.OUT_RECONCILED)],
         arguments=args,
     )
@@ -49,7 +57,8 @@ def build_prepare(ctx: Context) -> None:
         source = s3_input("reconciled", output_uri(ctx, reconcile, contract.OUTPUT_RECONCILED), contract.PROC_RECONCILED)
     else:
         source = s3_input("raw", ctx.parameters["DataSource"], contract.PROC_RAW)
-    inputs = [code_input(ctx), source]
+    inputs = [code_input(ctx, "prepare"), source]
+    first = [] if reconcile is not None else snapshot_argument(ctx)
     models = []
     for model in ctx.plan.models:
         if model.pretrained_uri:
@@ -58,7 +67,7 @@ def build_prepare(ctx: Context) -> None:
         models.append(f"{model.spec.name}:{model.spec.max_length}:{model.spec.long_documents}:{model.spec.stride}"
                       f":{model.hyperparameters.get('hub_model_id', '')}:{model.spec.max_windows}:{model.spec.aggregation}")
     args = ["prepare", "--text-column", data.text, "--label-column", data.label, "--seed", str(data.seed),
-            "--splits", f"{data.splits.train},{data.splits.validation},{data.splits.test}"]
+            "--splits", f"{data.splits.train},{data.splits.validation},{data.splits.test}", *first]
     for item in models:
         args += ["--model", item]
     step_args = processor(ctx, "prepare", ctx.parameters["ProcessingInstanceType"]).run(

@@ -31,7 +31,7 @@ def build_evaluate(ctx: Context) -> None:
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
-    inputs = [code_input(ctx), s3_input("prepared", output_uri(ctx, ctx.steps["prepare"], contract.OUTPUT_PREPARED),
+    inputs = [code_input(ctx, "evaluate"), s3_input("prepared", output_uri(ctx, ctx.steps["prepare"], contract.OUTPUT_PREPARED),
                                         contract.PROC_PREPARED)]
     for model, step in zip(ctx.plan.models, ctx.steps["models"], strict=True):
         inputs.append(s3_input(f"model-{model.spec.name}", model_artifact(ctx, step, model),

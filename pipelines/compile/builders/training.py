@@ -52,7 +52,7 @@ def _trainer(ctx: Context, model: ModelPlan):
         networking=Networking(enable_network_isolation=aws.network_isolation,
                               enable_inter_container_traffic_encryption=aws.encrypt_inter_container_traffic,
                               security_group_ids=aws.security_groups or None, subnets=aws.subnets or None),
-        hyperparameters=hyperparameters, environment=environment(ctx), tags=_shape_tags(ctx),
+        hyperparameters=hyperparameters, environment=environment(ctx, "train"), tags=_shape_tags(ctx),
     )
     return trainer.with_metric_definitions(
         [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in contract.metric_definitions()])
@@ -69,7 +69,7 @@ def _channels(ctx: Context, model: ModelPlan) -> list:
 
     prepared = output_uri(ctx, ctx.steps["prepare"], contract.OUTPUT_PREPARED)
     channels = [
-        InputData(channel_name=contract.CHANNEL_CODE, data_source=ctx.plan.code_uri),
+        InputData(channel_name=contract.CHANNEL_CODE, data_source=ctx.plan.code_uris["train"]),
         InputData(channel_name=contract.CHANNEL_TRAIN, data_source=join(prepared, model.spec.name)),
     ]
     if model.pretrained_uri:
