@@ -113,12 +113,17 @@ class DigestCache:
 
 
 class PathDigests(DigestCache):
-    """For golden definitions only: a folder's "digest" is its path under the project, so the committed JSON
-    is the same on every machine, whether `make model` ran there or not."""
+    """For golden definitions only: a folder's "digest" is its path under the project and a step's code
+    identity its kind, so the committed JSON is the same on every machine (whether `make model` ran there or
+    not) and changes with the definition's structure, not with every edit of steps/."""
 
     def __init__(self, root: Path):
         super().__init__(None)
         self.root = root
+
+    @staticmethod
+    def code(kind: str) -> str:
+        return hashlib.sha256(f"golden code identity of {kind}".encode()).hexdigest()
 
     def folder(self, folder: Path) -> str:
         return hashlib.sha256(folder.resolve().relative_to(self.root.resolve()).as_posix().encode()).hexdigest()

@@ -68,6 +68,8 @@ def plan(loaded: Loaded, cache: bundle.DigestCache | None = None) -> Plan:
     notebooks = {nb.name: _notebook(nb.path, f"{base_uri}/notebooks", loaded, uploads, cache) for nb in spec.notebooks}
     cache.save()
     code, identities = _code(loaded, tuple(uploads.values()))
+    if isinstance(cache, bundle.PathDigests):
+        identities = {kind: cache.code(kind) for kind in identities}
     code_root = f"s3://{spec.aws.bucket}/{spec.aws.prefix.strip('/')}/code"
     return Plan(spec=spec, pipeline_name=spec.name, base_uri=base_uri, code_sha256=bundle.digest(code),
                 code_uris={kind: f"{code_root}/{sha}.tar.gz" for kind, sha in identities.items()},
