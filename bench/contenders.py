@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from steps import throughput  # noqa: E402
+from steps.training import throughput  # noqa: E402
 
 
 def load_model(model_dir: Path, labels: int):

@@ -137,7 +137,7 @@ def load(port: int, texts: list[str], clients: int, seconds: float, warmup: floa
 def forward_profile(model_dir: Path, texts: list[str]) -> dict:
     """Milliseconds of one encode + forward + predictions call by number of documents: the model's own cost."""
     sys.path.insert(0, str(ROOT))
-    from steps.serve_model import Predictor
+    from steps.serving.model import Predictor
 
     predictor, out = Predictor(model_dir), {}
     predictor.warm_up()
@@ -153,8 +153,8 @@ def forward_profile(model_dir: Path, texts: list[str]) -> dict:
 
 def in_process(model_dir: Path, texts: list[str], clients: int, seconds: float = 5) -> dict:
     """The batcher without HTTP: requests/s with one request per pass and with dynamic batching."""
-    from steps.serve_batcher import Batcher
-    from steps.serve_model import Predictor
+    from steps.serving.batcher import Batcher
+    from steps.serving.model import Predictor
 
     predictor, out = Predictor(model_dir), {}
     predictor.warm_up()
@@ -233,7 +233,7 @@ def main() -> int:
     opt_ml = artifact(args.work, args.model, rows)
     texts = [r["text"] for r in rows]
     sys.path.insert(0, str(ROOT))
-    from steps.serve import default_workers
+    from steps.serving.app import default_workers
 
     workers = [int(n) for n in args.workers.split(",") if n.strip()] or [default_workers()]
     profile = forward_profile(opt_ml / "model", texts)

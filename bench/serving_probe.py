@@ -68,7 +68,7 @@ def shapes_report(model, pad_id: int) -> dict:
 def threads_report(model, windows: list, docs: int = 64, seconds: float = 4) -> dict:
     import torch
 
-    from steps.batching import TokenMatrix
+    from steps.inference.batching import TokenMatrix
 
     out = {}
     for threads in (1, 2, 4):
@@ -96,7 +96,7 @@ def main() -> int:
 
     from serving import ROOT, artifact, docs
 
-    from steps.serve_model import Predictor
+    from steps.serving.model import Predictor
 
     work = ROOT / "bench" / "out" / "serving-probe"
     shutil.rmtree(work, ignore_errors=True)

@@ -4,7 +4,7 @@
 
 For each model (``<models>/<name>/model.tar.gz`` or an unpacked folder): the TorchScript model runs on
 GPU when there is one (the bf16 trace), else CPU, in length-sorted token-budget batches
-(steps/inference.py). Writes evaluation.json
+(steps/inference/). Writes evaluation.json
 (read by the pipeline's gate: ``best.test_macro_f1``), report.md, per-model confusion matrix PNGs,
 and copies the best model's model.tar.gz to the best-model output for registration.
 """
@@ -18,8 +18,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from steps import contract, inference
-from steps.common import (
+from steps import contract
+from steps.core.common import (
     StepError,
     aggregate_windows,
     classification_metrics,
@@ -28,6 +28,7 @@ from steps.common import (
     window_settings,
     write_json,
 )
+from steps.inference import torchscript
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -114,7 +115,7 @@ def evaluate_model(args, name: str, names: list[str]) -> dict:
     from transformers import AutoTokenizer
 
     pad_id = AutoTokenizer.from_pretrained(str(folder / "hf")).pad_token_id or 0
-    logits, rate = inference.predict(folder, test, pad_id, args.batch_tokens)
+    logits, rate = torchscript.predict(folder, test, pad_id, args.batch_tokens)
     _, aggregation = window_settings(contract.read_json(data_dir / "model.json"))
     docs, doc_logits, doc_labels = aggregate_windows(test["doc_id"], logits, test["labels"], aggregation)
     predictions = doc_logits.argmax(-1)
@@ -161,7 +162,7 @@ def main(argv=None) -> int:
         if results[other]["doc_ids"] != results[best]["doc_ids"]:
             raise StepError(f"models {best} and {other} were not evaluated on the same documents")
         comparisons.append({"other": other, **mcnemar(results[best]["correct"], results[other]["correct"])})
-    from steps.common import experiment_name
+    from steps.core.common import experiment_name
 
     evaluation = {
         "experiment": experiment_name(), "objective": args.objective, "labels": names,

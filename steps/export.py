@@ -17,9 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
-from steps import contract, udf
-from steps.batching import collate
-from steps.common import StepError, read_labels, run_main, write_json
+from steps import contract
+from steps.core import udf
+from steps.core.common import StepError, read_labels, run_main, write_json
+from steps.inference.batching import collate
 
 PARITY_BATCHES = 4
 TRACE_FILES = {"cpu": "model.pt", "cuda": "model.cuda.pt"}

@@ -19,10 +19,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from steps import contract, udf
-from steps.common import StepError, run_main, write_json
-from steps.progress import Progress
-from steps.reconcile import clean
+from steps import contract
+from steps.core import udf
+from steps.core.common import StepError, run_main, write_json
+from steps.core.progress import Progress
+from steps.data.records import clean
 
 MIN_PER_LABEL = 3  # one document in each split
 

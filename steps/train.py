@@ -19,9 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from steps import checkpoints, contract, throughput, tracking, train_report
-from steps.common import StepError, aggregate_windows, classification_metrics, run_main, window_settings
-from steps.train_setup import make_loader, make_optimizer, setup
+from steps import contract
+from steps.core.common import StepError, aggregate_windows, classification_metrics, run_main, window_settings
+from steps.training import checkpoints, throughput, tracking
+from steps.training import report as train_report
+from steps.training.setup import make_loader, make_optimizer, setup
 
 HYPERPARAMETERS = {  # name → (type, default); the spec's Hyperparameters mirror these
     "epochs": (int, 3), "learning_rate": (float, 3e-5), "batch_size": (int, 32),

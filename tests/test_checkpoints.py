@@ -1,4 +1,4 @@
-"""Which checkpoint a training job resumes from (steps/checkpoints.py), decided from files alone."""
+"""Which checkpoint a training job resumes from (steps/training/checkpoints.py), decided from files alone."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from steps import checkpoints
+from steps.training import checkpoints
 
 RUN = {"hyperparameters": {"learning_rate": "0.001", "epochs": "3"}, "data": "d1", "model": "m1", "processes": 1}
 

@@ -1,4 +1,4 @@
-"""GPU: the served model's CUDA graphs (steps/serve_graphs.py) answer what the eager trace answers, in the
+"""GPU: the served model's CUDA graphs (steps/serving/graphs.py) answer what the eager trace answers, in the
 model itself and through a real server with a model process. Run on a GPU machine:
 pytest -m gpu tests/test_gpu_serving.py."""
 
@@ -47,7 +47,7 @@ def opt_ml(tmp_path_factory, tiny_model) -> Path:
 def test_graphs_are_recorded_for_every_shape_and_answer_as_the_eager_trace(opt_ml):
     from transformers import AutoTokenizer
 
-    from steps.serve_model import Model, pad_token
+    from steps.serving.model import Model, pad_token
 
     tokenizer = AutoTokenizer.from_pretrained(str(opt_ml / "model" / "hf"))
     model = Model(opt_ml / "model", pad_token(tokenizer))
@@ -71,7 +71,7 @@ def test_graphs_are_recorded_for_every_shape_and_answer_as_the_eager_trace(opt_m
 def test_a_failed_recording_leaves_every_pass_eager(opt_ml, monkeypatch):
     from transformers import AutoTokenizer
 
-    from steps.serve_model import Model, pad_token
+    from steps.serving.model import Model, pad_token
 
     model = Model(opt_ml / "model", pad_token(AutoTokenizer.from_pretrained(str(opt_ml / "model" / "hf"))))
 

@@ -157,7 +157,7 @@ def test_programs_run_from_a_working_directory_inside_the_code_folder(tmp_path):
 
 def test_a_transform_raises_the_servers_body_limit_to_its_payload(monkeypatch):
     """An endpoint takes at most 6 MB a request; a transform with MaxPayloadInMB 20 sends up to 20 MB."""
-    from steps.serve import max_body_mb
+    from steps.serving.app import max_body_mb
 
     env = starts()["transform"].sagemaker_env
     assert env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] == "20" and env["SAGEMAKER_BATCH_STRATEGY"] == "MULTI_RECORD"

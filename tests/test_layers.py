@@ -89,3 +89,64 @@ def test_modules_and_functions_stay_small(path):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
             and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
     assert long == [], f"{path.name}: {long}"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module → the project modules it imports (inside functions too), an import of a name resolved to its module."""
+    modules = {module_name(p): p for p in sources()}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for _, target in imports(path):
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                targets.add(target)
+        graph[name] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle, each once (by its smallest module), found by depth-first search."""
+    found, seen = [], set()
+
+    def visit(node, path):
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in path:
+                circle = path[path.index(nxt):]
+                key = tuple(sorted(circle))
+                if key not in seen:
+                    seen.add(key)
+                    found.append(circle + [nxt])
+            elif len(path) < 12:
+                visit(nxt, path + [nxt])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    return found
+
+
+def test_no_import_circles_anywhere():
+    graph = import_graph()
+    # a package's __init__ is not a cycle with its own modules: it is what importing them runs first
+    graph = {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in graph.items()}
+    assert cycles(graph) == [], cycles(graph)
+
+
+def test_the_cycle_finder_finds_one():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_programs_import_libraries_never_each_other():
+    from steps.launcher import PROGRAMS
+
+    programs = {f"steps.{p}" for p in PROGRAMS}
+    graph = import_graph()
+    crossing = {p: sorted(graph[p] & programs) for p in programs if graph[p] & programs}
+    assert crossing == {}
+
+
+def test_every_package_says_what_it_owns():
+    packages = [p for p in sources() if p.name == "__init__.py"]
+    silent = [str(p.relative_to(ROOT)) for p in packages if ast.get_docstring(ast.parse(p.read_text())) is None]
+    assert silent == []

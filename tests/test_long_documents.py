@@ -16,8 +16,8 @@ from tiny import TOPICS, write_jsonl
 from pipelines.compile.window_notes import notes, windows_for
 from pipelines.spec.load import load
 from steps import contract
-from steps.batching import CappedWindows, LengthGroupedBatches
-from steps.common import aggregate_windows
+from steps.core.common import aggregate_windows
+from steps.inference.batching import CappedWindows, LengthGroupedBatches
 
 
 def long_corpus(documents: int = 30, seed: int = 0) -> list[dict]:

@@ -131,7 +131,7 @@ class FailingModel:
 def test_a_model_failure_is_a_json_500_naming_it_and_the_server_lives_on(artifacts):
     from fastapi.testclient import TestClient
 
-    from steps.serve import create_app
+    from steps.serving.app import create_app
 
     with TestClient(create_app(artifacts["head"] / "model", model=FailingModel())) as client:
         for _ in range(2):
@@ -235,7 +235,7 @@ def test_workers_refuse_a_port_in_use_with_one_message(artifacts):
 
 def test_long_documents_use_the_training_strategy(artifacts):
     sys.path.insert(0, str(artifacts["slide"] / "model" / "code"))
-    from steps.serve_model import Predictor
+    from steps.serving.model import Predictor
 
     predictor = Predictor(artifacts["slide"] / "model")
     long_text = " ".join(["orbit rocket planet star galaxy telescope"] * 40)

@@ -1,4 +1,4 @@
-"""How the serving program cuts a batch of documents into forward passes (steps.inference.plan with a
+"""How the serving program cuts a batch of documents into forward passes (steps.planner.plan with a
 per-pass overhead), and how its workers share one port."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from steps import batching, inference
+from steps.inference import batching, planner
 
 
 def width(length: int) -> int:
@@ -21,15 +21,15 @@ def cost(lengths, batches, overhead: int) -> int:
 
 def test_one_long_document_does_not_pad_the_short_ones_to_its_length():
     lengths = [500] + [60] * 63
-    assert [len(b) for b in inference.plan(lengths, 32768, 512)] == [64]  # no overhead: one pass, 32,768 tokens
-    batches = inference.plan(lengths, 32768, 512, overhead=4096)
+    assert [len(b) for b in planner.plan(lengths, 32768, 512)] == [64]  # no overhead: one pass, 32,768 tokens
+    batches = planner.plan(lengths, 32768, 512, overhead=4096)
     assert sorted(map(len, batches)) == [1, 63] and cost(lengths, batches, 0) == 63 * 64 + 504
 
 
 def test_a_large_overhead_keeps_one_pass_and_a_small_one_splits_by_width():
     lengths = [30, 30, 60, 60, 130, 130, 400, 400]
-    assert len(inference.plan(lengths, 32768, 512, overhead=10**6)) == 1
-    assert [sorted({lengths[i] for i in b}) for b in inference.plan(lengths, 32768, 512, overhead=1)] == \
+    assert len(planner.plan(lengths, 32768, 512, overhead=10**6)) == 1
+    assert [sorted({lengths[i] for i in b}) for b in planner.plan(lengths, 32768, 512, overhead=1)] == \
         [[30], [60], [130], [400]]
 
 
@@ -37,7 +37,7 @@ def test_a_large_overhead_keeps_one_pass_and_a_small_one_splits_by_width():
 @given(st.lists(st.integers(1, 600), min_size=1, max_size=300), st.integers(64, 4096), st.integers(1, 64),
        st.integers(0, 20000))
 def test_every_row_once_within_budget_and_never_costlier_than_one_padded_pass(lengths, tokens, rows, overhead):
-    batches = inference.plan(lengths, tokens, rows, overhead)
+    batches = planner.plan(lengths, tokens, rows, overhead)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for b in batches:
         assert len(b) <= rows and (len(b) == 1 or len(b) * width(max(lengths[i] for i in b)) <= tokens)
@@ -47,14 +47,14 @@ def test_every_row_once_within_budget_and_never_costlier_than_one_padded_pass(le
 
 
 def test_width_classes_reach_the_limit_and_stay_few():
-    assert inference.width_classes(512)[-1] == 512 and len(inference.width_classes(512)) <= 50
-    assert inference.width_classes(30) == [8, 16, 24, 30]
-    assert len(inference.width_classes(8192)) <= 120
+    assert planner.width_classes(512)[-1] == 512 and len(planner.width_classes(512)) <= 50
+    assert planner.width_classes(30) == [8, 16, 24, 30]
+    assert len(planner.width_classes(8192)) <= 120
 
 
 @pytest.mark.parametrize("lengths", [[], [7]])
 def test_empty_and_single_batches(lengths):
-    assert inference.plan(lengths, 1024, 16, overhead=64) == ([[0]] if lengths else [])
+    assert planner.plan(lengths, 1024, 16, overhead=64) == ([[0]] if lengths else [])
 
 
 def test_served_windows_pad_like_the_dataset_batches():

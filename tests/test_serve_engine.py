@@ -1,4 +1,4 @@
-"""The model process's loop (steps/serve_engine.py) over real pipes, with a stand-in model: what several
+"""The model process's loop (steps/serving/engine.py) over real pipes, with a stand-in model: what several
 serving processes send at once runs as one set of passes, each gets its own rows back, errors and stopped
 serving processes do not stop it."""
 
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from steps import serve_engine
+from steps.serving import engine as serve_engine
 
 
 def in_thread(fn, *args) -> Future:

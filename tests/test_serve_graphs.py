@@ -1,9 +1,9 @@
-"""Which CUDA graph serves a pass (steps/serve_graphs.py): the recording and replay run in tests/test_gpu_serving.py."""
+"""Which CUDA graph serves a pass (steps/serving/graphs.py): the recording and replay run in tests/test_gpu_serving.py."""
 
 from __future__ import annotations
 
-from steps import inference
-from steps.serve_graphs import ROW_BUCKETS, Graphs
+from steps.inference import planner
+from steps.serving.graphs import ROW_BUCKETS, Graphs
 
 
 def graphs(limit: int = 512, tokens: int = 8192) -> Graphs:
@@ -29,7 +29,7 @@ def test_passes_over_the_token_limit_or_the_largest_bucket_run_eagerly():
 
 def test_every_pass_within_the_limit_has_the_smallest_recorded_graph_that_holds_it():
     g = graphs(limit=128, tokens=2048)
-    shapes, widths = set(g.shapes()), inference.width_classes(128)
+    shapes, widths = set(g.shapes()), planner.width_classes(128)
     assert shapes and all(r * w <= 2048 for r, w in shapes)
     eager = 0
     for rows in range(1, 257):

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from steps import batching, inference, throughput  # noqa: E402
+from steps.inference import batching, planner  # noqa: E402
+from steps.training import throughput  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BERT_BASE = {"non_embedding_params": 85_054_464, "layers": 12, "hidden": 768}
@@ -77,7 +78,7 @@ def test_token_matrix_pads_like_the_training_collate():
 
 def test_token_budget_batches_cover_every_row_once_within_budget():
     lengths = [3, 120, 40, 512, 7, 64, 64, 9, 300, 1]
-    batches = inference.plan(lengths, tokens=600, rows=3)
+    batches = planner.plan(lengths, tokens=600, rows=3)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for b in batches:
         width = -(-max(lengths[i] for i in b) // 8) * 8
@@ -115,7 +116,7 @@ def test_bench_summary_computes_ratios_against_the_targets(tmp_path):
 def test_compile_mode_follows_the_data_and_the_process_count(monkeypatch, lengths, world, expected):
     from argparse import Namespace
 
-    from steps import train_setup as train
+    from steps.training import setup as train
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("WORLD_SIZE", world)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from tiny import make_texts, write_jsonl
 
 from steps import prepare, reconcile
-from steps.common import StepError
-from steps.defaults import _encode_head, _windows, encode_data, special_tokens, token_ids
+from steps.core.common import StepError
+from steps.core.defaults import _encode_head, _windows, encode_data, special_tokens, token_ids
 
 
 def run_reconcile(raw, out, *extra):

@@ -1,7 +1,7 @@
 """EXP-0001's own data: docstrings of installed packages, labelled by package.
 
 Only reconcile_data is written here; the other four functions fall back to the built-in
-text-classification defaults (steps/defaults.py).
+text-classification defaults (steps/core/defaults.py).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from steps.udf import NAMES as UDF_NAMES
+from steps.core.udf import NAMES as UDF_NAMES
 
 # The programs each kind of step runs (the launcher with them; a training job also exports, and the model
 # artifact carries the serving program).
@@ -24,27 +24,42 @@ UDF_CALL = re.compile(r"""udf\.function\(\s*["'](\w+)["']""")
 
 
 def closure(steps_dir: Path, programs: tuple[str, ...]) -> list[Path]:
-    """The steps/ modules the programs (and the launcher) import, transitively."""
-    todo, seen = ["launcher", "__init__", *programs], set()
+    """The steps/ modules (and their packages' __init__) the programs and the launcher import, transitively."""
+    todo, seen = ["launcher", "", *programs], set()
     while todo:
         name = todo.pop()
-        path = steps_dir / f"{name}.py"
-        if name in seen or not path.is_file():
+        path = module_path(steps_dir, name)
+        if name in seen or path is None:
             continue
         seen.add(name)
-        todo += _imported(ast.parse(path.read_text(encoding="utf-8")))
-    return sorted(steps_dir / f"{name}.py" for name in seen)
+        todo += _package_inits(name) + _imported(ast.parse(path.read_text(encoding="utf-8")))
+    return sorted(p for p in (module_path(steps_dir, n) for n in seen) if p is not None)
+
+
+def module_path(steps_dir: Path, dotted: str) -> Path | None:
+    """steps.<dotted> as a file: a module, or a package's __init__ ("" is steps/ itself)."""
+    base = steps_dir.joinpath(*dotted.split(".")) if dotted else steps_dir
+    for path in (base.with_suffix(".py") if dotted else None, base / "__init__.py"):
+        if path is not None and path.is_file():
+            return path
+    return None
+
+
+def _package_inits(dotted: str) -> list[str]:
+    parts = dotted.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def _imported(tree: ast.AST) -> list[str]:
+    """Every steps module an import names: ``from steps.x import y`` counts both steps.x and steps.x.y."""
     out = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "steps":
-            out += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("steps."):
-            out.append(node.module.split(".")[1])
+        if isinstance(node, ast.ImportFrom) and node.module and (node.module == "steps" or node.module.startswith("steps.")):
+            base = node.module[len("steps."):] if node.module != "steps" else ""
+            out += [base] if base else []
+            out += [f"{base}.{a.name}" if base else a.name for a in node.names]
         elif isinstance(node, ast.Import):
-            out += [a.name.split(".")[1] for a in node.names if a.name.startswith("steps.")]
+            out += [a.name[len("steps."):] for a in node.names if a.name.startswith("steps.")]
     return out
 
 

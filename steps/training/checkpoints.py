@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from steps import contract
-from steps.common import write_json
+from steps.core.common import write_json
 
 TUNING_HYPERPARAMETER = "_tuning_objective_metric"  # SageMaker adds it to every trial of a tuning job
 JOB_NAME_ENV = "TRAINING_JOB_NAME"  # set by SageMaker in every training container

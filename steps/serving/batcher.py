@@ -15,7 +15,7 @@ import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from steps.serve_model import Encoded, Predictor
+from steps.serving.model import Encoded, Predictor
 
 Taken = list[tuple[list[str], asyncio.Future]]
 

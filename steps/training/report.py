@@ -7,8 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
-from steps import contract, tracking
-from steps.common import write_json
+from steps import contract
+from steps.core.common import write_json
+from steps.training import tracking
 
 
 def plot_curves(history: list[dict], steps: list[tuple[int, float]], path: Path) -> None:

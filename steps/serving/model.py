@@ -17,14 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from steps import contract, inference, serve_graphs, udf
-from steps.batching import TokenMatrix
-from steps.common import StepError, aggregate_windows, window_settings
+from steps import contract
+from steps.core import udf
+from steps.core.common import StepError, aggregate_windows, window_settings
+from steps.inference import planner, torchscript
+from steps.inference.batching import TokenMatrix
+from steps.serving import graphs as serve_graphs
 
 # (padded tokens, rows) in one forward pass, and a pass's fixed cost in padded tokens: on an H200 a BERT-base
 # pass costs 2.5 ms + 0.56 µs per padded token (1x64: 2.5 ms, 64x512: 21 ms), so 2.5 ms is about 4,400 tokens.
 BUDGET = {"cuda": (32768, 512, 4096), "cpu": (1024, 16, 64)}
-GRAPH_TOKENS = 8192  # passes up to this many padded tokens replay CUDA graphs (steps/serve_graphs.py)
+GRAPH_TOKENS = 8192  # passes up to this many padded tokens replay CUDA graphs (steps/serving/graphs.py)
 
 
 @dataclass
@@ -65,7 +68,7 @@ class Model:
     def __init__(self, model_dir: Path, pad_id: int):
         labels, settings = read_artifact(model_dir)
         graphs = serve_graphs.prepare()
-        self.module, self.device, self.keys = inference.load(model_dir)
+        self.module, self.device, self.keys = torchscript.load(model_dir)
         self.pad_id, self.labels, self.max_length = pad_id, len(labels), int(settings["max_length"])
         tokens, rows, overhead = BUDGET[self.device]
         self.tokens = int(os.environ.get("SMPIPE_SERVE_TOKENS", tokens))  # padded tokens in one forward pass
@@ -80,7 +83,7 @@ class Model:
         """One pass per width class up to max_length on a GPU (the first pass of a shape loads kernels and
         sets up cuBLAS), the shortest and longest on a CPU, so the first requests do not pay for that."""
         limit = self.max_length
-        widths = inference.width_classes(limit) if self.device == "cuda" else [inference.MULTIPLE, limit]
+        widths = planner.width_classes(limit) if self.device == "cuda" else [planner.MULTIPLE, limit]
         for width in widths:
             self.forward([[self.pad_id] * width])
         if self.device == "cuda":  # a full pass reserves the memory that later passes of any shape reuse
@@ -109,7 +112,7 @@ class Model:
             yield
             return
         with torch.cuda.stream(torch.cuda.Stream()):
-            self.forward([[self.pad_id] * inference.MULTIPLE])
+            self.forward([[self.pad_id] * planner.MULTIPLE])
             yield
 
     def forward(self, windows: list[list[int]]) -> np.ndarray:
@@ -122,8 +125,8 @@ class Model:
 
         out, launched = np.zeros((len(matrix.lengths), self.labels), dtype=np.float32), []
         with torch.inference_mode(), torch.jit.optimized_execution(False):
-            for idx in inference.plan(matrix.lengths, self.tokens, self.rows, self.overhead):
-                tensors = matrix.batch(idx, self.pad_id, inference.MULTIPLE)
+            for idx in planner.plan(matrix.lengths, self.tokens, self.rows, self.overhead):
+                tensors = matrix.batch(idx, self.pad_id, planner.MULTIPLE)
                 logits = self.graphs.run(tensors) if self.graphs else None
                 if logits is None:
                     logits = self.module(*[tensors[k].to(self.device) for k in self.keys])
@@ -135,7 +138,7 @@ class Model:
 
 class Predictor:
     """Requests in, predictions out: the tokenizer and the training's windowing around a ``Model`` (in this
-    process, or in the model process that several serving processes share: steps/serve_engine.py)."""
+    process, or in the model process that several serving processes share: steps/serving/engine.py)."""
 
     def __init__(self, model_dir: Path, model=None):
         from transformers import AutoTokenizer

@@ -1,5 +1,5 @@
 """Several serving processes on one port, each with its own listening socket (SO_REUSEPORT), and one
-model process that runs the forward passes of them all (steps/serve_engine.py).
+model process that runs the forward passes of them all (steps/serving/engine.py).
 
 One Python process parses and answers about 1,500 requests/s beside a GPU; more need more processes.
 With one shared socket (uvicorn's own workers) the process that wakes first accepts a burst of new
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from steps.common import StepError
+from steps.core.common import StepError
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -32,7 +32,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def _model_process(model_dir: Path, connections: list) -> None:
-    from steps import serve_engine
+    from steps.serving import engine as serve_engine
 
     try:
         serve_engine.run(model_dir, connections)
@@ -44,7 +44,7 @@ def _model_process(model_dir: Path, connections: list) -> None:
 def _worker(host: str, port: int, connection) -> None:
     import uvicorn
 
-    from steps.serve import app_from_env
+    from steps.serving.app import app_from_env
 
     try:
         app = app_from_env(connection)  # the model process is ready before this worker's socket opens

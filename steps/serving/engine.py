@@ -1,6 +1,6 @@
 """One model process shared by the serving processes when there are several (SMPIPE_SERVE_WORKERS > 1).
 
-Each serving process parses, encodes and batches its own concurrent requests (steps/serve_batcher.py) and
+Each serving process parses, encodes and batches its own concurrent requests (steps/serving/batcher.py) and
 sends the windows' token ids over a pipe to the one process that holds the model, as soon as a batch is
 encoded (several batches in flight). The model process joins what has arrived from every serving process
 into one set of passes on the next free model thread and answers each batch with its logits. The device holds
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steps.batching import TokenMatrix
+from steps.inference.batching import TokenMatrix
 
 # Measured on an H200 with BERT-base, 6 serving processes, 64 clients (bench/results/serving-gpu-2026-11-30-
 # model-process.json): batches in flight per serving process 4 -> 8: 4,106 -> 4,387 req/s; and the fixed cost of
@@ -162,7 +162,7 @@ def run(model_dir: Path, connections) -> None:
 
     from transformers import AutoTokenizer
 
-    from steps.serve_model import Model, pad_token
+    from steps.serving.model import Model, pad_token
 
     model = Model(model_dir, pad_token(AutoTokenizer.from_pretrained(str(model_dir / "hf"))))
     if not os.environ.get("SMPIPE_SERVE_OVERHEAD_TOKENS"):

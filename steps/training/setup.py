@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from steps import udf
-from steps.batching import CappedWindows, LengthGroupedBatches, collate, row_lengths
-from steps.common import StepError, read_labels
+from steps.core import udf
+from steps.core.common import StepError, read_labels
+from steps.inference.batching import CappedWindows, LengthGroupedBatches, collate, row_lengths
 
 
 def model_source(args) -> str:

@@ -19,7 +19,7 @@ import bisect
 import os
 import threading
 
-from steps import inference
+from steps.inference import planner
 
 ROW_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
@@ -41,7 +41,7 @@ def prepare() -> bool:
 class Graphs:
     def __init__(self, module, keys: list[str], pad_id: int, limit: int, tokens: int):
         self.module, self.keys, self.pad_id, self.tokens = module, keys, pad_id, tokens
-        self.widths = inference.width_classes(limit)  # sorted: the widest width of each class
+        self.widths = planner.width_classes(limit)  # sorted: the widest width of each class
         self.graphs: dict = {}
         self.lock = threading.Lock()
         self.failed: str | None = None

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from steps.common import StepError
+from steps.core.common import StepError
 
 TEXT_SUFFIXES = {".txt", ".md"}
 

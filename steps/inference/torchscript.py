@@ -1,10 +1,7 @@
-"""Batched inference of an exported TorchScript model: length-sorted, token-budget batches.
+"""Batched inference of an exported TorchScript model over token-budget batches (inference/planner.py).
 
-Rows are sorted by length so a batch holds rows of about the same length (little padding); each
-batch holds up to ``tokens`` padded tokens, so short rows go in large batches and long rows in
-small ones. Padding is vectorised over one flat token array; on GPU the next batch is built into
-pinned memory on a second thread while the current one runs, copies are asynchronous and logits
-stay on the device until the end.
+On GPU the next batch is built into pinned memory on a second thread while the current one runs, copies are
+asynchronous and logits stay on the device until the end.
 """
 
 from __future__ import annotations
@@ -14,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from steps import contract
-from steps.batching import TokenMatrix
-from steps.common import StepError
-from steps.progress import Progress
+from steps.core.common import StepError
+from steps.core.progress import Progress
+from steps.inference.batching import TokenMatrix
+from steps.inference.planner import MULTIPLE, plan
 
 BUDGET = {"cuda": (65536, 4096), "cpu": (8192, 64)}  # (padded tokens, rows) per batch
-MULTIPLE = 8
 
 
 def load(model_dir: Path):
@@ -44,66 +41,6 @@ def load(model_dir: Path):
         raise StepError(f"{model_dir}/input_keys.json asks for {unknown}: batched inference builds only "
                         "input_ids and attention_mask")
     return module, device, keys
-
-
-def plan(lengths, tokens: int, rows: int, overhead: int = 0) -> list[list[int]]:
-    """Index batches over rows sorted by length, each within the token and row budgets.
-
-    ``overhead`` is the fixed cost of one forward pass in padded tokens (kernel launches on a GPU). With it,
-    sorted rows are first cut where padding the shorter ones to a longer width would cost more than another
-    pass: a served batch of one 512-token and 63 short documents becomes two passes, not 64 rows of 512."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    segments = _segments(order, lengths, tokens, rows, overhead) if overhead > 0 and order else [order]
-    return [batch for segment in segments for batch in _fill(segment, lengths, tokens, rows)]
-
-
-def _width(length: int) -> int:
-    return -(-int(length) // MULTIPLE) * MULTIPLE
-
-
-def _fill(order: list[int], lengths, tokens: int, rows: int) -> list[list[int]]:
-    batches, current = [], []
-    for i in order:
-        width = _width(lengths[i])  # the longest so far: rows are sorted
-        if current and ((len(current) + 1) * width > tokens or len(current) >= rows):
-            batches.append(current)
-            current = []
-        current.append(i)
-    return batches + ([current] if current else [])
-
-
-def _width_class(width: int) -> int:
-    """Widths that differ by less than 1/16 share a class (at most ~50 classes up to 512, ~100 to 8192)."""
-    shift = max(0, width.bit_length() - 5)
-    return width >> shift << shift
-
-
-def width_classes(limit: int) -> list[int]:
-    """The widest width of every class up to ``limit``: one pass at each meets every kernel shape class."""
-    widths = range(MULTIPLE, _width(limit) + 1, MULTIPLE)
-    return sorted({_width_class(w): min(w, limit) for w in widths}.values())
-
-
-def _segments(order: list[int], lengths, tokens: int, rows: int, overhead: int) -> list[list[int]]:
-    """Sorted rows cut into runs of width classes at the least padded tokens plus ``overhead`` per pass
-    (dynamic programming over the classes: quadratic in their number, which is small)."""
-    widths = [_width(lengths[i]) for i in order]
-    ends = [k + 1 for k in range(len(order))
-            if k + 1 == len(order) or _width_class(widths[k + 1]) != _width_class(widths[k])]
-    starts = [0, *ends[:-1]]
-    best, cut = [0], [0]  # best[j]: cost of the first j classes; cut[j]: where its last run starts
-    for end in ends:
-        width = widths[end - 1]
-        per_pass = max(1, min(rows, tokens // width))  # rows that _fill puts in one pass at most this wide
-        cost, start = min((best[i] + (n := end - starts[i]) * width + overhead * -(-n // per_pass), i)
-                          for i in range(len(best)))
-        best.append(cost)
-        cut.append(start)
-    segments, j = [], len(ends)
-    while j:
-        segments.append(order[starts[cut[j]]:ends[j - 1]])
-        j = cut[j]
-    return segments[::-1]
 
 
 def predict(model_dir: Path, dataset, pad_id: int, tokens: int = 0) -> tuple:

@@ -6,7 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from steps import defaults
+from steps.core import defaults
 
 NAMES = ("reconcile_data", "get_dataset_features", "encode_data", "load_model", "ordered_model_input_keys")
 

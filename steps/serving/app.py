@@ -1,0 +1,94 @@
+"""The serving program's web app: SageMaker's hosting contract (GET /ping, POST /invocations and batch
+transform's GET /execution-parameters) over the batched predictor, one app per serving process."""
+
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations as objects.
+import gc
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+
+def max_body_mb() -> float:
+    """An endpoint's payloads are at most 6 MB; a batch transform sends up to its MaxPayloadInMB, which
+    SageMaker tells the container (SAGEMAKER_MAX_PAYLOAD_IN_MB; 0 means no limit, chunked bodies)."""
+    if os.environ.get("SAGEMAKER_BATCH") == "true" and os.environ.get("SAGEMAKER_MAX_PAYLOAD_IN_MB"):
+        return float(os.environ["SAGEMAKER_MAX_PAYLOAD_IN_MB"]) or float("inf")
+    return float(os.environ.get("SMPIPE_MAX_BODY_MB", "6"))
+
+
+MAX_BODY_MB = max_body_mb()
+
+
+def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+
+    from steps.serving.batcher import Batcher
+    from steps.serving.formats import BadRequest, parse, render
+    from steps.serving.model import Predictor
+
+    predictor = Predictor(model_dir, model)  # model: the shared model process's pipe when there are workers
+    predictor.warm_up()
+    # torch, transformers and FastAPI leave over 200,000 long-lived objects: a full collection walking them
+    # stalls every request in flight (83 ms on a 2-core laptop). Frozen, collections see only new ones.
+    gc.collect()
+    gc.freeze()
+    batcher = Batcher(predictor, max_wait=max_wait)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="smpipe model server", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.get("/ping")
+    async def ping():
+        return {"status": "ok", **predictor.describe(), "worker": os.getpid(), "batches": batcher.batches,
+                "requests": batcher.requests}
+
+    @app.get("/execution-parameters")
+    async def execution_parameters():  # what batch transform asks before it starts sending records
+        return {"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": int(min(MAX_BODY_MB, 100))}
+
+    @app.post("/invocations")
+    async def invocations(request: Request):
+        try:
+            declared = int(request.headers.get("content-length") or 0)
+            body = b"" if declared > MAX_BODY_MB * 2**20 else await request.body()
+            if max(declared, len(body)) > MAX_BODY_MB * 2**20:
+                raise BadRequest(413, f"the body is larger than {MAX_BODY_MB:g} MB; send fewer texts per request")
+            texts, kind = parse(body, request.headers.get("content-type"))
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        try:
+            predictions = await batcher.predict(texts)
+        except Exception as exc:  # noqa: BLE001 - out of memory, a stopped model process: the client learns why
+            return JSONResponse({"error": f"the model could not score this request: {exc}"}, status_code=500)
+        content, media = render(predictions, kind, request.headers.get("accept"))
+        return Response(content=content, media_type=media)
+
+    return app
+
+
+def default_workers() -> int:
+    """One process on CPU (torch uses every core); on a GPU, serving processes sharing one model process
+    (steps/serving/engine.py), because one Python process cannot parse, encode and answer requests as fast as
+    the GPU serves them: on an H200 with 16 cores, 6 (bench/results/serving-gpu-2026-11-30-model-process.json)."""
+    import torch
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(2, min(6, cpus * 3 // 8)) if torch.cuda.is_available() else 1
+
+
+def app_from_env(connection=None):
+    """The app of one serving process; ``connection``: its pipe to the model process when there are several."""
+    model = None
+    if connection is not None:  # this process encodes; the processes together keep every core busy
+        from steps.serving.engine import RemoteModel
+
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        model = RemoteModel(connection)
+    return create_app(Path(os.environ["SMPIPE_SERVE_MODEL_DIR"]), float(os.environ.get("SMPIPE_SERVE_MAX_WAIT", "0")),
+                      model)
