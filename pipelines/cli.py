@@ -1,7 +1,9 @@
 """python -m pipelines <command> ...: the thin front door the Makefile calls.
 
 Commands live in pipelines/commands/, one module per layer; this file builds the parser from them and
-turns every expected failure into a message and an exit status (2 for a user's mistake), never a traceback.
+turns every expected failure into a message and an exit status, never a traceback. The one exit policy:
+a user's mistake exits 2 (a spec problem names its file, line and field), a platform's refusal (AWS, a
+store) exits 1, an interrupt 130; anything else is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found.", file=sys.stderr)
         return 2
-    except _aws_errors() as exc:
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except _platform_errors() as exc:
         print(f"error: {aws_message(exc)}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `... | head` closed our stdout: not an error
@@ -47,12 +52,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _aws_errors() -> tuple:
+def _user_errors() -> tuple:
+    """Besides SpecError: a definition or parameter the local executor cannot resolve."""
+    from pipelines.local.expressions import ExpressionError
+
+    return (ExpressionError,)
+
+
+def _platform_errors() -> tuple:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from pipelines.aws.pipeline import AwsError
+    from pipelines.store.base import StoreError
 
-    return (AwsError, BotoCoreError, ClientError)
+    return (AwsError, StoreError, BotoCoreError, ClientError)
 
 
 def aws_message(exc) -> str:

@@ -125,8 +125,8 @@ def main(argv=None) -> int:
     if not report["passed"]:
         print(json.dumps(report), flush=True)
         failed = {d: r["max_abs_diff"] for d, r in reports.items() if not r["passed"]}
-        raise SystemExit(f"export parity failed: max |traced - eager| {failed} above the tolerance "
-                         f"({ {d: r['tolerance'] for d, r in reports.items()} })")
+        raise StepError(f"export parity failed: max |traced - eager| {failed} above the tolerance "
+                        f"({ {d: r['tolerance'] for d, r in reports.items()} })")
     for device, module in traced.items():
         torch.jit.save(module, str(args.model_dir / TRACE_FILES[device]))
     write_json(args.model_dir / "labels.json", {"labels": read_labels(args.data_dir)})

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from steps import contract
+from steps.core import faults
 from steps.core.common import StepError, aggregate_windows, classification_metrics, run_main, window_settings
 from steps.training import checkpoints, throughput, tracking
 from steps.training import report as train_report
@@ -32,8 +32,6 @@ HYPERPARAMETERS = {  # name → (type, default); the spec's Hyperparameters mirr
     "group_by_length": (str, "true"), "torch_compile": (str, "true"), "max_steps": (int, 0),
     "model_name": (str, "model"), "init": (str, "pretrained"), "hub_model_id": (str, ""),
 }
-STOP_AFTER_EPOCH_ENV = "SMPIPE_STOP_AFTER_EPOCH"  # simulates a spot interruption (tests)
-HANG_AFTER_EPOCH_ENV = "SMPIPE_HANG_AFTER_EPOCH"  # holds the job after a checkpoint, to be killed (tests)
 LOSS_EVERY = 10  # optimizer steps between recorded training losses (read at epoch end: no per-step sync)
 
 
@@ -215,11 +213,11 @@ def end_epoch(t: Loop, epoch: int, progress: dict, metrics: dict, speed: dict | 
     progress["history"].append({"epoch": epoch, "step": t.step, **metrics, "throughput": speed})
     progress["epoch"] = epoch
     checkpoints.save_checkpoint(accelerator, args.checkpoint_dir, epoch, progress)
-    if os.environ.get(STOP_AFTER_EPOCH_ENV) == str(epoch):
-        accelerator.print(f"stopping after epoch {epoch} ({STOP_AFTER_EPOCH_ENV})")
+    if faults.requested(faults.STOP_AFTER_EPOCH, epoch):
+        accelerator.print(f"stopping after epoch {epoch} ({faults.STOP_AFTER_EPOCH})")
         return 3
-    if os.environ.get(HANG_AFTER_EPOCH_ENV) == str(epoch):
-        accelerator.print(f"holding after epoch {epoch} ({HANG_AFTER_EPOCH_ENV})")
+    if faults.requested(faults.HANG_AFTER_EPOCH, epoch):
+        accelerator.print(f"holding after epoch {epoch} ({faults.HANG_AFTER_EPOCH})")
         time.sleep(3600)
     return None
 

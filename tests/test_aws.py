@@ -178,7 +178,8 @@ def test_local_executor_runs_against_an_s3_endpoint(aws, moto_endpoint, tmp_path
 
     from pipelines.compile import bundle
     from pipelines.local.executor import Execution, Options
-    from pipelines.local.store import S3Store, open_store
+    from pipelines.store import open_store
+    from pipelines.store.s3 import S3Store
 
     store = open_store(tmp_path / "unused")
     assert isinstance(store, S3Store)

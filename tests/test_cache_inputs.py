@@ -17,9 +17,9 @@ from pipelines.compile.definition import definition
 from pipelines.compile.plan import plan
 from pipelines.compile.snapshot import data_snapshot
 from pipelines.local.executor import Execution, Options
-from pipelines.local.store import LocalStore
 from pipelines.spec.errors import SpecError
 from pipelines.spec.load import load
+from pipelines.store.local import LocalStore
 
 SPEC = """\
 name: EXP-0042-minimal

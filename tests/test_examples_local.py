@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 from tiny import make_texts
 
-from pipelines.local.store import LocalStore
+from pipelines.store.local import LocalStore
 
 pytestmark = pytest.mark.slow
 

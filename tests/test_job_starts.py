@@ -19,7 +19,7 @@ from tiny import make_texts, write_jsonl
 from pipelines.compile import bundle
 from pipelines.local import container
 from pipelines.local.jobs import Job, launch
-from pipelines.local.store import LocalStore
+from pipelines.store.local import LocalStore
 from steps import contract, launcher
 
 # The SageMaker facts, written out once more here: (argv after the ENTRYPOINT, what SageMaker sets, what it writes).

@@ -19,7 +19,10 @@ FORBIDDEN = {  # layer → the layers it may not import
     "pipelines.compile": ("pipelines.local", "pipelines.aws", "pipelines.commands", "pipelines.cli"),
     "pipelines.local": ("pipelines.aws", "pipelines.commands", "pipelines.cli"),
     "pipelines.aws": ("pipelines.local", "pipelines.commands", "pipelines.cli"),
+    "pipelines.store": ("pipelines.spec", "pipelines.compile", "pipelines.local", "pipelines.aws", "pipelines.commands",
+                        "pipelines.cli"),
 }
+ENGINE = ("pipelines.local.executor", "pipelines.local.cache", "pipelines.local.graph", "pipelines.local.expressions")
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
 
 
@@ -150,3 +153,33 @@ def test_every_package_says_what_it_owns():
     packages = [p for p in sources() if p.name == "__init__.py"]
     silent = [str(p.relative_to(ROOT)) for p in packages if ast.get_docstring(ast.parse(p.read_text())) is None]
     assert silent == []
+
+
+def test_the_engine_knows_no_step_type_and_no_tool():
+    """The engine walks the DAG; handlers.py alone maps a definition's Type to what runs it."""
+    from pipelines.local.handlers import HANDLERS
+
+    graph = import_graph()
+    for module in ENGINE:
+        path = ROOT / (module.replace(".", "/") + ".py")
+        literals = {n.value for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Constant)}
+        assert literals & set(HANDLERS) == set(), f"{module} names step types {literals & set(HANDLERS)}"
+        assert {t for t in graph[module] if t.startswith("pipelines.local.tools")} == set(), module
+    jobs = {"pipelines.local.training", "pipelines.local.transform", "pipelines.local.tuning", "pipelines.local.notebook"}
+    assert graph["pipelines.local.executor"] & jobs == set()
+
+
+def test_only_commands_use_the_tools():
+    users = {m for m, targets in import_graph().items() if any(t.startswith("pipelines.local.tools") for t in targets)}
+    assert {m for m in users if not m.startswith(("pipelines.commands", "pipelines.local.tools"))} == set()
+
+
+def test_every_step_type_a_definition_has_has_a_handler():
+    import json
+
+    from pipelines.local.graph import flatten
+    from pipelines.local.handlers import HANDLERS
+
+    types = {step["Type"] for golden in (ROOT / "tests" / "golden").glob("*.json")
+             for step, _ in flatten(json.loads(golden.read_text())["Steps"]).values()}
+    assert types and types <= set(HANDLERS), types - set(HANDLERS)

@@ -15,6 +15,8 @@ import pytest
 from conftest import ROOT
 from tiny import make_texts, write_jsonl
 
+from steps.core import faults
+
 SPEC = """\
 name: {name}
 base: templates/text-classification.yaml
@@ -77,7 +79,7 @@ def checkpoints(world, execution: str) -> Path:
 
 def test_executions_train_on_their_own_and_a_killed_one_resumes_when_retried(world):
     # Killed after epoch 1: its checkpoint reached the store while the job ran.
-    killed = local(world, "EXP-0101-spot", "--param", "LearningRate=0.001", env={"SMPIPE_STOP_AFTER_EPOCH": "1"})
+    killed = local(world, "EXP-0101-spot", "--param", "LearningRate=0.001", env={faults.STOP_AFTER_EPOCH: "1"})
     assert killed.returncode == 1, killed.stdout[-3000:]
     a = execution_id(killed)
     assert json.loads((checkpoints(world, a) / "progress.json").read_text())["epoch"] == 1
@@ -125,7 +127,7 @@ def test_tuning_trials_with_spot_do_not_share_checkpoints(world):
 
 def test_a_killed_executor_keeps_the_finished_epochs_and_resumes_them(world):
     """kill -9 of the whole local run while training: what was synced survives, a retry resumes it."""
-    env = {**os.environ, "SMPIPE_HANG_AFTER_EPOCH": "1", "SMPIPE_CHECKPOINT_SYNC_S": "0.5"}
+    env = {**os.environ, faults.HANG_AFTER_EPOCH: "1", "SMPIPE_CHECKPOINT_SYNC_S": "0.5"}
     proc = subprocess.Popen([sys.executable, "-m", "pipelines", "local", str(world["specs"]["EXP-0101-spot"]),
                              "--store", str(world["store"]), "--runs", str(world["runs"]), "--no-cache",
                              "--param", "LearningRate=0.0007"], cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -13,7 +13,7 @@ from tiny import make_texts, write_jsonl
 
 from pipelines.compile import bundle
 from pipelines.local.executor import Execution, Options
-from pipelines.local.store import LocalStore
+from pipelines.store.local import LocalStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

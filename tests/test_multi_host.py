@@ -15,8 +15,8 @@ from tiny import make_texts, write_jsonl
 
 from pipelines.compile import bundle
 from pipelines.local.jobs import Job
-from pipelines.local.store import LocalStore
 from pipelines.local.training import run_training
+from pipelines.store.local import LocalStore
 from steps import contract
 
 

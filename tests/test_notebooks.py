@@ -18,9 +18,9 @@ from serving import free_port
 from test_compile import compiled, steps_of
 
 from pipelines.local.executor import Execution, Options
-from pipelines.local.store import LocalStore
 from pipelines.spec.errors import SpecError
 from pipelines.spec.load import load
+from pipelines.store.local import LocalStore
 
 
 def notebook(path: Path, *sources: str, parameters: str | None = "x = 1") -> Path:

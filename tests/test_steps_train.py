@@ -15,6 +15,7 @@ from conftest import ROOT
 from tiny import make_texts, write_jsonl
 
 from steps import contract
+from steps.core import faults
 
 HP = {"epochs": "2", "batch_size": "16", "learning_rate": "0.001", "model_name": "tiny", "seed": "3"}
 
@@ -120,7 +121,7 @@ def test_prepare_records_a_fingerprint_of_the_split_content(prepared):
 
 def test_resume_after_interruption_gives_the_same_result(tmp_path, prepared, tiny_model):
     train_direct(tmp_path, prepared, tiny_model, "straight")
-    stopped = train_direct(tmp_path, prepared, tiny_model, "resumed", {"SMPIPE_STOP_AFTER_EPOCH": "1"}, check=False)
+    stopped = train_direct(tmp_path, prepared, tiny_model, "resumed", {faults.STOP_AFTER_EPOCH: "1"}, check=False)
     assert stopped.returncode == 3
     assert json.loads((tmp_path / "resumed" / "progress.json").read_text())["epoch"] == 1
     resumed = train_direct(tmp_path, prepared, tiny_model, "resumed")

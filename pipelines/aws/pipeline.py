@@ -15,6 +15,7 @@ from pipelines.compile.snapshot import data_snapshot
 from pipelines.spec.errors import SpecError
 from pipelines.spec.experiment import PLACEHOLDER_ACCOUNT
 from pipelines.spec.parameters import refuse_bad_values
+from pipelines.store.s3 import S3Store
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 
@@ -77,21 +78,6 @@ def check_role(clients: Clients, role_arn: str) -> None:
         raise AwsError(f"execution role {role_arn} does not trust {SAGEMAKER_PRINCIPAL}; add it to the role's trust policy")
 
 
-def ensure_object(clients: Clients, uri: str, data: bytes) -> bool:
-    """Upload unless the key exists (content-addressed keys never change). True if uploaded."""
-    from botocore.exceptions import ClientError
-
-    bucket, _, key = uri[5:].partition("/")
-    try:
-        clients.s3.head_object(Bucket=bucket, Key=key)
-        return False
-    except ClientError as exc:
-        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
-            raise AwsError(f"cannot read s3://{bucket}/{key}: {exc.response['Error']['Message']}") from None
-    clients.s3.put_object(Bucket=bucket, Key=key, Body=data)
-    return True
-
-
 def upsert(plan: Plan, definition: str, clients: Clients) -> dict:
     """Create or update the pipeline; a second upsert with no change changes nothing."""
     from botocore.exceptions import ClientError
@@ -99,10 +85,8 @@ def upsert(plan: Plan, definition: str, clients: Clients) -> dict:
     check_placeholders(plan)
     check_uploads(plan)
     check_role(clients, plan.spec.aws.role)
-    report = {"code_uploaded": 0, "assets_uploaded": 0}
-    for uri, source in staging.objects(plan):
-        sent = ensure_object(clients, uri, staging.content(source))
-        report["code_uploaded" if uri in plan.code_uris.values() else "assets_uploaded"] += sent
+    sent = staging.put_missing(plan, S3Store(clients.s3))
+    report = {"code_uploaded": sent["code"], "assets_uploaded": sent["assets"]}
     sm, name = clients.sagemaker, plan.pipeline_name
     description = plan.spec.description or f"{name}: compiled by smpipe"
     request = {"PipelineName": name, "PipelineDefinition": definition, "PipelineDescription": description,
@@ -151,16 +135,10 @@ def studio_link(plan: Plan) -> str:
     return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/pipelines/{plan.pipeline_name}"
 
 
-def listing(clients: Clients, uri: str) -> list[tuple[str, int, str]]:
-    bucket, _, prefix = uri[5:].partition("/")
-    pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return [(o["Key"], o["Size"], o["ETag"]) for page in pages for o in page.get("Contents", [])]
-
-
 def start(plan: Plan, definition: str, parameters: dict[str, str], clients: Clients) -> str:
     """Start an execution; over an s3:// DataSource with its listing digest (compile/snapshot.py)."""
     refuse_bad_values(plan.parameters, parameters, plan.spec.aws.kms_key)
-    parameters, _ = data_snapshot(plan, parameters, lambda uri: listing(clients, uri))
+    parameters, _ = data_snapshot(plan, parameters, S3Store(clients.s3).listing)
     response = clients.sagemaker.start_pipeline_execution(
         PipelineName=plan.pipeline_name,
         PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in sorted(parameters.items())])

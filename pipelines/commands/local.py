@@ -21,7 +21,7 @@ def cmd_execute(args) -> int:
 
 
 def cmd_fetch_model(_args) -> int:
-    from pipelines.local.pretrained import fetch
+    from pipelines.local.tools.pretrained import fetch
 
     print(fetch())
     return 0
@@ -29,8 +29,8 @@ def cmd_fetch_model(_args) -> int:
 
 def cmd_serve(args) -> int:
     from pipelines import ROOT
-    from pipelines.local.serving import registered, serve, unpack
-    from pipelines.local.store import LocalStore
+    from pipelines.local.tools.serving import registered, serve, unpack
+    from pipelines.store.local import LocalStore
 
     plan = load_plan(args)
     entry = registered(Path(args.runs) / "registry", plan.spec.register.group, args.version)
@@ -43,7 +43,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_invoke(args) -> int:
-    from pipelines.local.serving import invoke, texts_from
+    from pipelines.local.tools.serving import invoke, texts_from
 
     texts = [*(args.text or []), *texts_from(args.file)]
     for text, prediction in zip(texts, invoke(args.port, texts), strict=True):
@@ -52,8 +52,8 @@ def cmd_invoke(args) -> int:
 
 
 def _environment(args):
-    from pipelines.local.environment import contract_env, install_requirements, latest_run
-    from pipelines.local.store import LocalStore
+    from pipelines.local.tools.environment import contract_env, install_requirements, latest_run
+    from pipelines.store.local import LocalStore
 
     plan = load_plan(args)
     install_requirements(plan)
@@ -68,7 +68,7 @@ def _environment(args):
 def cmd_jupyter(args) -> int:
     import subprocess
 
-    from pipelines.local.environment import docker_command, install_kernel, jupyter_command, new_token
+    from pipelines.local.tools.environment import docker_command, install_kernel, jupyter_command, new_token
 
     plan, env = _environment(args)
     token = new_token()
@@ -88,7 +88,7 @@ def cmd_terminal(args) -> int:
     import os
     import subprocess
 
-    from pipelines.local.environment import docker_command
+    from pipelines.local.tools.environment import docker_command
 
     plan, env = _environment(args)
     shell = ["bash", "-c", args.command] if args.command else [os.environ.get("SHELL", "bash")]

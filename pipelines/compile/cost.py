@@ -69,31 +69,18 @@ def _training_expected(plan: Plan, instance_type: str, count: int) -> float | No
 
 def lines(plan: Plan, values: dict | None = None) -> list[Line]:
     """The cost lines of one execution; ``values`` are pipeline-parameter values that replace defaults."""
-    spec, values = plan.spec, {**{n: p.default for n, p in plan.parameters.items()}, **(values or {})}
-    res, hours = spec.resources, lambda seconds: seconds / 3600
-    out = []
-    if spec.steps.reconcile:
-        out.append(Line("Reconcile", values["ProcessingInstanceType"], 1, hours(res.processing.max_runtime_s), None,
-                        price(plan, values["ProcessingInstanceType"], False)))
-    out.append(Line("Prepare", values["ProcessingInstanceType"], 1, hours(res.processing.max_runtime_s), None,
-                    price(plan, values["ProcessingInstanceType"], False)))
-    trials = spec.tune.max_jobs if spec.tuning and spec.tune else 1
-    train_type, count = values["TrainInstanceType"], int(values["TrainInstanceCount"])
-    for model in plan.models:
-        expected = _training_expected(plan, train_type, count)
-        out.append(Line(model.step_name, train_type, count, trials * hours(res.training.max_runtime_s),
-                        None if expected is None else trials * expected, price(plan, train_type, res.training.spot),
-                        res.training.spot))
-    if spec.steps.evaluate:
-        out.append(Line("Evaluate", values["EvaluationInstanceType"], 1, hours(res.evaluation.max_runtime_s), None,
-                        price(plan, values["EvaluationInstanceType"], False)))
-    if spec.transform and spec.steps.evaluate:
-        out.append(Line("Transform", res.transform.instance_type, res.transform.instance_count,
-                        hours(res.transform.max_runtime_s), None, price(plan, res.transform.instance_type, False)))
-    for nb in spec.notebooks:
-        out.append(Line(f"Notebook-{nb.name}", nb.instance_type, 1, hours(nb.max_runtime_s), None,
-                        price(plan, nb.instance_type, False)))
-    return out
+    values = {**{n: p.default for n, p in plan.parameters.items()}, **(values or {})}
+    return [_line(plan, node, values) for node in plan.graph.nodes if node.billed]
+
+
+def _line(plan: Plan, node, values: dict) -> Line:
+    """One job step: its instances for its max runtime (each of a tuning job's trials), expected hours where
+    the throughput of its instance family is known (training only)."""
+    instance = values[node.instance_parameter] if node.instance_parameter else node.instance_type
+    count = int(values[node.count_parameter]) if node.count_parameter else node.count
+    expected = _training_expected(plan, instance, count) if node.kind in ("train", "tune") else None
+    return Line(node.name, instance, count, node.jobs * node.max_runtime_s / 3600,
+                None if expected is None else node.jobs * expected, price(plan, instance, node.spot), node.spot)
 
 
 def total(items: list[Line], attribute: str) -> float | None:

@@ -23,12 +23,9 @@ def pipeline(plan: Plan):
     parameters = {name: kinds[p.type](name=name, default_value=p.default, **({"enum_values": list(p.enum)} if p.enum else {}))
                   for name, p in plan.parameters.items()}
     ctx = Context(plan=plan, session=session, parameters=parameters)
-    for _, build in REGISTRY:
-        build(ctx)
-    steps = [ctx.steps[k] for k in ("reconcile", "prepare") if k in ctx.steps]
-    steps += ctx.steps["models"]
-    steps += [ctx.steps[k] for k in ("evaluate", "gate") if k in ctx.steps]
-    steps += ctx.steps.get("notebooks", [])
+    for node in plan.graph.nodes:  # each after the nodes it reads
+        ctx.add(node, REGISTRY[node.kind](ctx, node))
+    steps = [ctx.built[node.name] for node in plan.graph.top_level()]
     # No SageMaker Experiments trial per execution: nothing reads it, and the role would need its actions.
     return Pipeline(name=plan.pipeline_name, parameters=list(parameters.values()), steps=steps,
                     sagemaker_session=session, pipeline_experiment_config=None)

@@ -12,11 +12,7 @@ def describe(plan: Plan) -> str:
              *[f"code       {kind:9} {uri}" for kind, uri in sorted(plan.code_uris.items())],
              f"runs       {plan.base_uri}/runs/<execution id>/  (data snapshots, checkpoints, models, evaluation)",
              "", "DAG"]
-    chain = (["Reconcile"] if spec.steps.reconcile else []) + ["Prepare"]
-    lines.append("  " + " -> ".join(chain) + " -> {" + ", ".join(m.step_name for m in plan.models) + "}")
-    if spec.steps.evaluate:
-        tail = "Register" if spec.steps.register else "(nothing)"
-        lines.append(f"  -> Evaluate -> Gate({spec.gate.metric} >= GateThreshold) -> {tail} | MetricBelowThreshold")
+    lines += _dag(plan)
     lines += ["", "parameters (Studio can change them per execution)"]
     lines += [f"  {name:24} {p.type:8} {p.default}" + (f"  (one of {len(p.enum)} values)" if p.enum else "")
               for name, p in plan.parameters.items()]
@@ -26,6 +22,22 @@ def describe(plan: Plan) -> str:
         lines += ["", "local folders synced before a run"]
         lines += [f"  {path} -> {uri}" for uri, path in sorted(plan.uploads.items())]
     return "\n".join(lines)
+
+
+def _dag(plan: Plan) -> list[str]:
+    """The step graph in layers (steps of one layer run side by side); a condition's branches under it."""
+    graph, placed, layers = plan.graph, set(), []
+    top = graph.top_level()
+    while len(placed) < len(top):
+        layer = [n.name for n in top if n.name not in placed and set(n.depends_on) <= placed]
+        placed |= set(layer)
+        layers.append(layer[0] if len(layer) == 1 else "{" + ", ".join(layer) + "}")
+    lines = ["  " + " -> ".join(layers)]
+    for node in graph.of_kind("gate"):
+        chosen = ", ".join(n.name for n in graph.branch(node.name, "if")) or "(nothing)"
+        other = ", ".join(n.name for n in graph.branch(node.name, "else"))
+        lines.append(f"  {node.name}({plan.spec.gate.metric} >= GateThreshold): true -> {chosen}; false -> {other}")
+    return lines
 
 
 def _caching(plan: Plan) -> list[str]:

@@ -14,6 +14,8 @@ from pipelines.spec.errors import Problem, SpecError
 from pipelines.spec.experiment import Experiment, Hyperparameters, ModelSpec
 from pipelines.spec.load import Loaded
 from pipelines.spec.parameters import Parameter, declare
+from pipelines.spec.step_graph import StepGraph, model_step_name
+from pipelines.spec.step_graph import build as build_graph
 from pipelines.spec.yaml_source import Sourced, dotted
 
 
@@ -43,6 +45,10 @@ class Plan:
     code_bundle: bytes = field(default=b"", repr=False)
     code_identities: dict[str, str] = field(default_factory=dict)  # step kind → the identity naming its URI
     sourced: Sourced | None = field(default=None, repr=False)  # where each spec field was written
+    graph: StepGraph = field(default=StepGraph(()))  # the steps (pipelines/spec/step_graph.py)
+
+    def model(self, name: str) -> ModelPlan:
+        return next(m for m in self.models if m.spec.name == name)
 
     def problem(self, loc: tuple, message: str, hint: str = "") -> Problem:
         """A problem at the file, line and column that set the field ``loc``."""
@@ -75,7 +81,7 @@ def plan(loaded: Loaded, cache: bundle.DigestCache | None = None) -> Plan:
                 code_uris={kind: f"{code_root}/{sha}.tar.gz" for kind, sha in identities.items()},
                 code_identities=identities, parameters=parameters, models=models, uploads=uploads,
                 upload_fields=fields, code_bundle=code, notebook_inputs=notebooks, experiment_dir=loaded.folder,
-                sourced=loaded.sourced)
+                sourced=loaded.sourced, graph=build_graph(spec))
 
 
 def _code(loaded: Loaded, staged: tuple[Path, ...]) -> tuple[bytes, dict[str, str]]:
@@ -139,10 +145,10 @@ def _model(spec: Experiment, model: ModelSpec, base_uri: str, loaded: Loaded, up
         static["hub_model_id"] = model.source
     else:
         pretrained = _asset(model.source, f"{base_uri}/assets/pretrained/{model.name}", loaded, uploads, cache)
-    kind = "Tune" if spec.tuning else "Train"
-    return ModelPlan(spec=model, step_name=f"{kind}-{model.name}", hyperparameters=static,
+    step_name = model_step_name(spec, model.name)
+    return ModelPlan(spec=model, step_name=step_name, hyperparameters=static,
                      parameterised=parameterised, pretrained_uri=pretrained,
-                     display=f"{kind} {model.name}")
+                     display=step_name.replace("-", " ", 1))
 
 
 def _is_hub_id(source: str, loaded: Loaded) -> bool:

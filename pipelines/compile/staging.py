@@ -25,3 +25,14 @@ def objects(plan: Plan) -> Iterator[tuple[str, bytes | Path]]:
 
 def content(source: bytes | Path) -> bytes:
     return source if isinstance(source, bytes) else source.read_bytes()
+
+
+def put_missing(plan: Plan, store) -> dict[str, int]:
+    """Put every object of ``objects`` that ``store`` (pipelines/store/base.py) lacks; how many, by kind."""
+    sent = {"code": 0, "assets": 0}
+    code = set(plan.code_uris.values())
+    for uri, source in objects(plan):
+        if not store.exists(uri):
+            store.put_bytes(uri, content(source))
+            sent["code" if uri in code else "assets"] += 1
+    return sent

@@ -1,4 +1,5 @@
-"""Execute a compiled pipeline definition on this machine: DAG order, caching, conditions, failure.
+"""Execute a compiled pipeline definition on this machine: the engine (DAG order, expressions, caching,
+state, retry). It knows no step type: each step's handler (handlers.py, by the definition's ``Type``) runs it.
 
 Every execution gets its own folder (``<runs>/<execution id>/``) with state.json, one log per step
 and a sandbox per job. A step whose resolved arguments match an earlier successful run is reused
@@ -19,19 +20,14 @@ from pathlib import Path
 from pipelines.local import expressions as ex
 from pipelines.local.cache import StepCache
 from pipelines.local.graph import dependencies, descendants, flatten, parameter_values
-from pipelines.local.jobs import Job, JobFailed, run_processing
-from pipelines.local.notebook import is_notebook_job, run_notebook
-from pipelines.local.store import LocalStore
-from pipelines.local.training import run_training
-from pipelines.local.transform import create_model, run_transform
-from pipelines.local.tuning import tune
-
-JOB_TYPES = {"Processing", "Training", "Tuning", "Transform"}
+from pipelines.local.handlers import StepContext, handler_for
+from pipelines.local.jobs import Job, JobFailed
+from pipelines.store.base import Store, StoreError
 
 
 @dataclass
 class Options:
-    store: LocalStore
+    store: Store
     runs: Path
     registry: Path
     code_root: Path
@@ -104,7 +100,7 @@ class Execution:
         self.lock = threading.Lock()
         self.cache = StepCache(options.runs / "cache", options.use_cache, options.from_step, self.deps, self.execution_id)
         for name, result in state.get("steps", {}).items():
-            if name in self.steps and self.steps[name][0]["Type"] != "Condition" and result["status"] in REUSED_ON_RETRY:
+            if name in self.steps and self._kept(name) and result["status"] in REUSED_ON_RETRY:
                 self.results[name] = {**result, "reason": "kept from the earlier attempt"}
                 self.scope.steps[name] = result["properties"]
 
@@ -119,84 +115,49 @@ class Execution:
         return json.loads((target / Path(spec["FilePath"]).name).read_text(encoding="utf-8"))
 
     # -- one step -------------------------------------------------------------------------------
+    def _kept(self, name: str) -> bool:
+        return handler_for(self.steps[name][0]["Type"]).kept_on_retry
+
     def run_step(self, name: str) -> dict:
         step, _ = self.steps[name]
-        kind = step["Type"]
+        handler = handler_for(step["Type"])
         started, instance = time.perf_counter(), None
-        if kind in JOB_TYPES:
+        if handler.job:
             body = self.cache.body(step, self.scope)
             key = self.cache.key(step, self.scope)
             hit, why = self.cache.lookup(name, step, key, body)
             if hit is not None:
                 self.options.say(f"↺ {name}: cached, same arguments as {hit['execution']}")
                 return {"status": "Cached", "seconds": 0.0, "properties": hit["properties"], "reason": hit["execution"]}
-            self.options.say(f"▶ {name} ({kind}) runs: {why}")
-            args = ex.evaluate(step["Arguments"], self.scope)
+            self.options.say(f"▶ {name} ({step['Type']}) runs: {why}")
+        args = ex.evaluate(step["Arguments"], self.scope) if handler.resolves_arguments else step["Arguments"]
+        if handler.job:
             instance = resources_of(args)
-            properties = self._run_job(name, kind, args)
-            if (step.get("CacheConfig") or {}).get("Enabled"):
-                self.cache.remember(name, key, properties, body)
-        elif kind == "Condition":
-            properties = self._condition(name, step)
-        elif kind == "Fail":
-            message = ex.evaluate(step["Arguments"].get("ErrorMessage", ""), self.scope)
-            raise JobFailed(f"Fail step {name}: {message}")
-        elif kind == "Model":
-            properties = create_model(self.folder / "models", self.execution_id, name, ex.evaluate(step["Arguments"],
-                                                                                                   self.scope))
-        elif kind == "RegisterModel":
-            properties = self._register(name, ex.evaluate(step["Arguments"], self.scope))
-        else:
-            raise JobFailed(f"step type {kind!r} is not supported by the local executor")
+        properties = handler.run(self._context(), name, args)
+        if handler.job and (step.get("CacheConfig") or {}).get("Enabled"):
+            self.cache.remember(name, key, properties, body)
+        if "Outcome" in properties:
+            self._skip_branch(step, properties["Outcome"])
         seconds = time.perf_counter() - started
         self.options.say(f"✓ {name} ({seconds:.1f}s)")
         return {"status": "Succeeded", "seconds": seconds, "properties": properties, "reason": "", "instance": instance}
+
+    def _context(self) -> StepContext:
+        return StepContext(execution_id=self.execution_id, folder=self.folder, registry=self.options.registry,
+                           code_root=self.options.code_root, scope=self.scope, lock=self.lock, job=self._job,
+                           say=self.options.say)
 
     def _job(self, name: str) -> Job:
         return Job(name=name, sandbox=self.folder / "jobs" / name, log=self.folder / "logs" / f"{name}.log",
                    store=self.options.store, code_root=self.options.code_root, echo=self.options.echo,
                    image=self.options.image)
 
-    def _run_job(self, name: str, kind: str, args: dict) -> dict:
-        if kind == "Processing":
-            return run_processing(self._job(name), args)
-        if kind == "Training" and is_notebook_job(args):
-            return run_notebook(self._job(name), args, self.options.code_root)
-        if kind == "Training":
-            return run_training(self._job(name), args, args.get("HyperParameters", {}))
-        if kind == "Transform":
-            return run_transform(self._job(name), args, self.folder / "models")
-
-        def trial(job_name: str, hyperparameters: dict) -> dict:
-            return run_training(self._job(job_name), args["TrainingJobDefinition"], hyperparameters, trial=True)
-
-        return tune(name, args, trial, lambda line: self.options.say(f"  {line}"))
-
-    def _condition(self, name: str, step: dict) -> dict:
-        args = step["Arguments"]
-        outcome = all(ex.condition(c, self.scope) for c in args["Conditions"])
-        losing = args.get("ElseSteps" if outcome else "IfSteps", [])
+    def _skip_branch(self, step: dict, outcome: bool) -> None:
+        """A condition decided: the steps of the branch not taken, and all that depend on them, never run."""
+        losing = step["Arguments"].get("ElseSteps" if outcome else "IfSteps", [])
         with self.lock:
             for s in losing:
                 self.skipped_branch |= descendants(self.deps, s["Name"])
-        self.options.say(f"  {name}: condition is {str(outcome).lower()}")
-        return {"Outcome": outcome}
-
-    def _register(self, name: str, args: dict) -> dict:
-        group = args["ModelPackageGroupName"]
-        folder = self.options.registry / group
-        folder.mkdir(parents=True, exist_ok=True)
-        with self.lock:
-            version = 1 + max((int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()), default=0)
-            entry = {"ModelPackageGroupName": group, "ModelPackageVersion": version,
-                     "ModelPackageArn": f"arn:local:model-package/{group}/{version}",
-                     "ModelApprovalStatus": args.get("ModelApprovalStatus", "PendingManualApproval"),
-                     "ModelDataUrl": args["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
-                     "InferenceSpecification": args["InferenceSpecification"],
-                     "PipelineExecutionId": self.execution_id, "CreationTime": datetime.now(UTC).isoformat()}
-            (folder / f"{version}.json").write_text(json.dumps(entry, indent=2), encoding="utf-8")
-        self.options.say(f"  registered {group} version {version} ({entry['ModelApprovalStatus']})")
-        return {"ModelPackageArn": entry["ModelPackageArn"], "RegistryFile": str(folder / f"{version}.json")}
 
     # -- the DAG --------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -247,7 +208,7 @@ class Execution:
     def _collect(self, name: str, future) -> str:
         try:
             result = future.result()
-        except (JobFailed, ex.ExpressionError, KeyError, ValueError, OSError) as exc:
+        except (JobFailed, ex.ExpressionError, StoreError, OSError) as exc:  # a job's failure; a bug propagates
             tail = getattr(exc, "tail", "")
             code = getattr(exc, "exit_code", None)
             self.results[name] = {"status": "Failed", "reason": str(exc), "exit_code": code, "tail": tail,

@@ -10,9 +10,8 @@ def flatten(steps: list, parent: str | None = None) -> dict[str, tuple[dict, str
     out = {}
     for step in steps:
         out[step["Name"]] = (step, parent)
-        if step["Type"] == "Condition":
-            nested = step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
-            out.update(flatten(nested, step["Name"]))
+        nested = step.get("Arguments", {}).get("IfSteps", []) + step.get("Arguments", {}).get("ElseSteps", [])
+        out.update(flatten(nested, step["Name"]))  # a condition's branches
     return out
 
 

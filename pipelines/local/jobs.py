@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.local import container
-from pipelines.local.store import LocalStore
+from pipelines.store.base import Store
 from steps import contract
 
 TAIL_LINES = 25
@@ -34,7 +34,7 @@ class Job:
     name: str
     sandbox: Path  # holds opt/ml
     log: Path
-    store: LocalStore
+    store: Store
     code_root: Path  # where steps/ lives for the launcher (the unpacked bundle takes over)
     echo: bool = False
     image: str | None = None  # docker=1: run the job in this image instead of on the host
@@ -132,7 +132,11 @@ def _failure_reason(job: Job) -> str:
 
 
 def fetch(job: Job, uri: str, contract_path: str, what: str) -> None:
-    if job.store.download(uri, job.local(contract_path)) == 0:
+    try:
+        copied = job.store.download(uri, job.local(contract_path))
+    except ValueError as exc:  # not an s3:// URI: a parameter value the job cannot read
+        raise JobFailed(f"{job.name}: input {what}: {exc}") from None
+    if copied == 0:
         raise JobFailed(f"{job.name}: input {what} has no objects at {uri}")
 
 

@@ -45,7 +45,7 @@ def run_notebook(job: Job, definition: dict, code_root: Path) -> dict:
         raise JobFailed(f"{job.name}: the staged notebook is missing at {channel['DataSource']['S3DataSource']['S3Uri']}")
     executed = job.sandbox / "output" / env["SM_OUTPUT_NOTEBOOK_NAME"]
     executed.parent.mkdir(parents=True)
-    kernel_env = {"SMPIPE_LOCAL_STORE": str(getattr(job.store, "root", "")), "PYTHONPATH": str(code_root)}
+    kernel_env = {"SMPIPE_LOCAL_STORE": str(job.store.local_root or ""), "PYTHONPATH": str(code_root)}
     saved = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)  # the kernel papermill starts inherits this process's environment
     job.log.parent.mkdir(parents=True, exist_ok=True)

@@ -10,11 +10,11 @@ from pipelines import ROOT
 from pipelines.compile import staging
 from pipelines.compile.plan import Plan, check_uploads
 from pipelines.compile.snapshot import data_snapshot
-from pipelines.local.executor import Execution, Options, Outcome
-from pipelines.local.expressions import ExpressionError
-from pipelines.local.store import open_store
+from pipelines.local.executor import Execution, Options
+from pipelines.local.summary import RETRY_HINT, summarise
 from pipelines.spec.errors import fail
 from pipelines.spec.parameters import parse_assignments, refuse_bad_values
+from pipelines.store import open_store
 
 
 def _options(args) -> Options:
@@ -48,12 +48,7 @@ def stage(plan: Plan, options: Options) -> int:
     """What `pipeline-upsert` uploads to S3, put into the local store the same way (compile/staging.py):
     the objects that are missing; returns how many were put."""
     check_uploads(plan)
-    put = 0
-    for uri, source in staging.objects(plan):
-        if not options.store.exists(uri):
-            options.store.put_bytes(uri, staging.content(source))
-            put += 1
-    return put
+    return sum(staging.put_missing(plan, options.store).values())
 
 
 def run_experiment(plan: Plan, args) -> int:
@@ -99,11 +94,7 @@ def run_definition(path: Path, args) -> int:
 
 
 def _execute(definition: dict, name: str, options: Options, retry_of: str | None = None) -> int:
-    try:
-        execution = Execution(definition, options, name, retry_of=retry_of)
-    except ExpressionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    execution = Execution(definition, options, name, retry_of=retry_of)  # ExpressionError: exit 2 (cli.py)
     verb = "retrying execution" if retry_of else "execution"
     print(f"{verb} {execution.execution_id}: {len(execution.steps)} steps, store {options.store.describe()}")
     try:
@@ -115,84 +106,3 @@ def _execute(definition: dict, name: str, options: Options, retry_of: str | None
     return 0 if outcome.status == "Succeeded" else 1
 
 
-RETRY_HINT = ("finished steps and training checkpoints are kept; continue with `--retry {id}` "
-              "(make local exp=… retry={id})")
-
-
-def summarise(outcome: Outcome, options: Options) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(highlight=False)
-    table = Table(title=f"{outcome.execution_id}: {outcome.status}")
-    for column in ("step", "status", "seconds", "note"):
-        table.add_column(column)
-    for name, result in outcome.steps.items():
-        note = result.get("reason", "")
-        table.add_row(name, result["status"], f"{result.get('seconds', 0):.1f}", str(note)[:90])
-    console.print(table)
-    prepare = outcome.steps.get("Prepare", {})
-    if prepare.get("status") in ("Succeeded", "Cached"):
-        _prepare_summary(console, prepare["properties"], options)
-    evaluate = outcome.steps.get("Evaluate", {})
-    if evaluate.get("status") in ("Succeeded", "Cached"):
-        _leaderboard(console, evaluate["properties"], options)
-    transform = outcome.steps.get("Transform", {})
-    if transform.get("status") in ("Succeeded", "Cached") and hasattr(options.store, "root"):
-        console.print(f"batch transform: {options.store.path(transform['properties']['TransformOutput']['S3OutputPath'])}")
-    _cloud_estimate(console, outcome)
-    if outcome.failure:
-        console.print(f"[red]failed:[/red] {outcome.failure}")
-        console.print(RETRY_HINT.format(id=outcome.execution_id))
-    console.print(f"logs and state: {outcome.folder}")
-
-
-def _cloud_estimate(console, outcome: Outcome) -> None:
-    """What the step-seconds of this run would cost on the instances the definition names: an estimate, since
-    this machine's speed is not theirs (a GPU instance would usually take less time)."""
-    from pipelines.compile.cost import prices
-
-    table, total, unpriced = next(iter(prices()["regions"].values())), 0.0, set()
-    for result in outcome.steps.values():
-        instance = result.get("instance")
-        if not instance or result.get("status") != "Succeeded":
-            continue
-        if instance["type"] not in table:
-            unpriced.add(instance["type"])
-            continue
-        total += result["seconds"] / 3600 * instance["count"] * table[instance["type"]]
-    note = f"; no price for {', '.join(sorted(unpriced))}" if unpriced else ""
-    console.print(f"cloud estimate: the same step-seconds on the definition's instances ≈ ${total:,.2f} on-demand "
-                  f"(prices of {prices()['date']}; this machine's speed, not theirs{note})")
-
-
-def _output_folder(properties: dict, name: str, options: Options) -> Path | None:
-    outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in properties["ProcessingOutputConfig"]["Outputs"]}
-    return options.store.path(outputs[name]) if hasattr(options.store, "root") and name in outputs else None
-
-
-def _prepare_summary(console, properties: dict, options: Options) -> None:
-    """Rows per model and windows per document: what each long-document strategy costs, before training."""
-    folder = _output_folder(properties, "prepared", options)
-    if folder is None or not (folder / "prepare_results.json").is_file():
-        return
-    results = json.loads((folder / "prepare_results.json").read_text(encoding="utf-8"))
-    console.print("\nprepared data (per model)")
-    for name, m in results.get("models", {}).items():
-        w = m["windows_per_document"]
-        cap = f", at most {m['max_windows']} per document per epoch" if m["max_windows"] and w["max"] > 1 else ""
-        console.print(f"  {name:<16} {m['documents']:,} documents → {sum(m['rows'].values()):,} rows; windows per "
-                      f"document median {w['median']:g}, p95 {w['p95']:g}, max {w['max']}; "
-                      f"{m['training_rows_per_epoch']:,} training rows per epoch{cap}")
-
-
-def _leaderboard(console, properties: dict, options: Options) -> None:
-    folder = _output_folder(properties, "evaluation", options)
-    if folder is None or not (folder / "evaluation.json").is_file():
-        return
-    evaluation = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
-    console.print("\nleaderboard (test set)")
-    for rank, row in enumerate(evaluation["leaderboard"], start=1):
-        m = row["metrics"]
-        console.print(f"  {rank}. {row['model']:<16} accuracy {m['test_accuracy']:.4f}  macro F1 {m['test_macro_f1']:.4f}")
-    console.print(f"report: {folder / 'report.md'}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipelines.local import container
 from pipelines.local.jobs import Job, fetch, launch_hosts
-from pipelines.local.store import LocalStore
+from pipelines.store.base import Store
 from steps import contract
 
 # How often a running training job's checkpoints are copied to the store (SMPIPE_CHECKPOINT_SYNC_S to change).
@@ -63,7 +63,7 @@ class CheckpointSync:
     not hold; folders still being written (``*.tmp``) are skipped, unchanged files are not copied again.
     """
 
-    def __init__(self, local: Path, uri: str, store: LocalStore):
+    def __init__(self, local: Path, uri: str, store: Store):
         self.local, self.uri, self.store = local, uri, store
         self.copied: dict[Path, tuple[int, int]] = {}
         self.stop = threading.Event()

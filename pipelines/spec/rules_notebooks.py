@@ -5,16 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipelines.spec import step_graph
 from pipelines.spec.errors import Problem
 from pipelines.spec.experiment import Experiment
 from pipelines.spec.parameters import declare
 from pipelines.spec.yaml_source import Sourced, dotted
-
-
-def step_names(spec: Experiment) -> list[str]:
-    names = (["Reconcile"] if spec.steps.reconcile else []) + ["Prepare"]
-    names += [f"{'Tune' if spec.tuning else 'Train'}-{m.name}" for m in spec.models]
-    return names + (["Evaluate"] if spec.steps.evaluate else [])
 
 
 def parameters_cell(path: Path) -> tuple[object | None, str]:
@@ -36,7 +31,7 @@ def check(spec: Experiment, folder: Path, doc: Sourced) -> list[Problem]:
         file, line, col = doc.where(loc)
         problems.append(Problem(file, line, col, dotted(loc), message, hint))
 
-    steps, declared, seen = step_names(spec), declare(spec, spec.data.source), set()
+    steps, declared, seen = step_graph.build(spec).after_names(), declare(spec, spec.data.source), set()
     for i, nb in enumerate(spec.notebooks):
         if nb.name in seen:
             add(("notebooks", i, "name"), f"notebook name {nb.name!r} is used twice")

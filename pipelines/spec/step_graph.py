@@ -72,10 +72,11 @@ def model_step_name(spec: Experiment, model_name: str) -> str:
 
 def build(spec: Experiment) -> StepGraph:
     nodes = _data(spec)
-    trains = _models(spec, nodes[-1].name)
+    prepare = nodes[-1].name
+    trains = _models(spec, prepare)
     nodes += trains
     if spec.steps.evaluate:
-        nodes += _evaluation(spec, nodes[-len(trains) - 1].name, [t.name for t in trains])
+        nodes += _evaluation(spec, prepare, [t.name for t in trains])
     after = {n.name for n in nodes}
     nodes += [StepNode(name=f"Notebook-{nb.name}", kind="notebook", type="Training", notebook=nb.name,
                        depends_on=(nb.after,) if nb.after in after else (), instance_type=nb.instance_type,

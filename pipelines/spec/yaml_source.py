@@ -157,8 +157,3 @@ def parse_value(raw: str, label: str):
         return load_text(f"v: {raw}", label).data["v"] if raw.strip() else ""
     except SpecError:
         return raw
-
-
-def raise_if(problems: list) -> None:
-    if problems:
-        raise SpecError(problems)

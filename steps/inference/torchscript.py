@@ -25,8 +25,8 @@ def load(model_dir: Path):
 
     device = "cuda" if torch.cuda.is_available() and (model_dir / "model.cuda.pt").is_file() else "cpu"
     if device == "cuda":
-        # cuDNN's attention builds a plan for every new input shape (about 6 ms per layer, measured on an
-        # H200); token-budget batches all differ in shape, so the memory-efficient kernel serves them instead.
+        # cuDNN's attention builds a plan for every new input shape; token-budget batches all differ in shape,
+        # so the memory-efficient kernel serves them instead.
         torch.backends.cuda.enable_cudnn_sdp(False)
     name = "model.cuda.pt" if device == "cuda" else "model.pt"
     try:

@@ -29,8 +29,8 @@ def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
 
     predictor = Predictor(model_dir, model)  # model: the shared model process's pipe when there are workers
     predictor.warm_up()
-    # torch, transformers and FastAPI leave over 200,000 long-lived objects: a full collection walking them
-    # stalls every request in flight (83 ms on a 2-core laptop). Frozen, collections see only new ones.
+    # torch, transformers and FastAPI leave a very large number of long-lived objects: a full collection walking
+    # them stalls every request in flight. Frozen, collections see only new ones.
     gc.collect()
     gc.freeze()
     batcher = Batcher(predictor, max_wait=max_wait)

@@ -4,9 +4,8 @@ Each serving process parses, encodes and batches its own concurrent requests (st
 sends the windows' token ids over a pipe to the one process that holds the model, as soon as a batch is
 encoded (several batches in flight). The model process joins what has arrived from every serving process
 into one set of passes on the next free model thread and answers each batch with its logits. The device holds
-one copy of the model. Measured on an H200 with BERT-base and 64 clients: a model in each of 2 or 4 serving
-processes, 1,990 and 2,020 req/s; this model process behind 6 serving processes with one batch in flight
-each, 2,730; with 8 in flight, 4,390 (bench/results/serving-gpu-2026-11-30-model-process.json)."""
+one copy of the model; why one model process beats a model per serving process, and by how much:
+bench/results/serving-gpu-2026-11-30-model-process.json."""
 
 from __future__ import annotations
 
@@ -21,10 +20,9 @@ import numpy as np
 
 from steps.inference.batching import TokenMatrix
 
-# Measured on an H200 with BERT-base, 6 serving processes, 64 clients (bench/results/serving-gpu-2026-11-30-
-# model-process.json): batches in flight per serving process 4 -> 8: 4,106 -> 4,387 req/s; and the fixed cost of
-# a pass the model process plans with (padding traded for passes), 4,096 -> 1,536 padded tokens: 4,042 -> 4,387,
-# as four threads issuing side by side hide most of what a pass costs one thread.
+# Batches in flight per serving process, and the fixed cost of a pass (in padded tokens) the model process plans
+# with: several threads issuing side by side hide most of what a pass costs one thread, so it is lower than a
+# single thread's. Both chosen by bench/serving.py (bench/results/serving-gpu-2026-11-30-model-process.json).
 INFLIGHT = 8
 OVERHEAD_TOKENS = {"cuda": 1536}
 
@@ -93,8 +91,8 @@ def ready(model, connections) -> None:
 def serve(model, connections, threads: int = 1) -> None:
     """Until every serving process has gone: what has arrived meanwhile goes to the next free model thread as
     one set of passes, and each serving process gets its rows back. Several threads issue passes at once
-    (each on its own CUDA stream): issuing a pass costs the CPU 2-4 ms whatever its size (TorchScript on an
-    H200), as long as the GPU takes to run a pass of a few thousand tokens."""
+    (each on its own CUDA stream): issuing a TorchScript pass costs the CPU about as long, whatever its size,
+    as the GPU takes to run a pass of a few thousand tokens."""
     from multiprocessing.connection import wait
 
     open_, pending, changed, done, sending = list(connections), [], threading.Condition(), [], threading.Lock()

@@ -1,7 +1,8 @@
 """CUDA graphs of the traced model: a served pass replays recorded kernels instead of issuing them one by one.
 
-Issuing one TorchScript pass of BERT-base costs the CPU 2.2-3.6 ms whatever its size (H200): for a small
-pass that is the whole of its time. At warm-up a graph is recorded for every pass shape up to ``tokens``
+Issuing one TorchScript pass costs the CPU a fixed time whatever its size: for a small pass that is the
+whole of its time (bench/results/serving-gpu-2026-11-30-cuda-graphs.json).
+At warm-up a graph is recorded for every pass shape up to ``tokens``
 padded tokens; a pass then replays the graph of its shape: rows rounded up to ``ROW_BUCKETS`` (the extra rows
 hold whatever the buffers held: rows do not see each other in an encoder, and their logits are dropped),
 width up to its width class (the extra columns are masked padding, as the eager pass pads to a multiple of

@@ -24,8 +24,8 @@ from steps.inference import planner, torchscript
 from steps.inference.batching import TokenMatrix
 from steps.serving import graphs as serve_graphs
 
-# (padded tokens, rows) in one forward pass, and a pass's fixed cost in padded tokens: on an H200 a BERT-base
-# pass costs 2.5 ms + 0.56 µs per padded token (1x64: 2.5 ms, 64x512: 21 ms), so 2.5 ms is about 4,400 tokens.
+# (padded tokens, rows) in one forward pass, and a pass's fixed cost in padded tokens: a pass costs a fixed time
+# plus a time per padded token; the third figure is the fixed part expressed in tokens (bench/serving_probe.py).
 BUDGET = {"cuda": (32768, 512, 4096), "cpu": (1024, 16, 64)}
 GRAPH_TOKENS = 8192  # passes up to this many padded tokens replay CUDA graphs (steps/serving/graphs.py)
 

@@ -1,7 +1,7 @@
 """Several serving processes on one port, each with its own listening socket (SO_REUSEPORT), and one
 model process that runs the forward passes of them all (steps/serving/engine.py).
 
-One Python process parses and answers about 1,500 requests/s beside a GPU; more need more processes.
+One Python process parses and answers fewer requests than a GPU can score; more need more processes.
 With one shared socket (uvicorn's own workers) the process that wakes first accepts a burst of new
 connections and keep-alive clients stay on it; with a socket per process the kernel spreads connections
 over the processes evenly. The parent starts the processes, forwards SIGTERM and stops them all as soon

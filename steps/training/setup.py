@@ -87,7 +87,7 @@ def setup(args):
 def ready_to_train(model):
     """Train mode from the first step: from_pretrained returns the model in eval mode (dropout off), and the
     first validation's train() would switch dropout on only from epoch 2, recompiling the compiled model then
-    (45 s for BERT-base on an H200). The problem type is set now, not by the first forward pass, whose change
+    (a full recompile). The problem type is set now, not by the first forward pass, whose change
     of the config would recompile at step 2."""
     model.train()
     config = getattr(model, "config", None)

@@ -16,12 +16,21 @@ class Context:
     plan: Plan
     session: object
     parameters: dict[str, object]  # name → SDK Parameter
-    steps: dict[str, object] = field(default_factory=dict)  # builder kind → step or list of steps
+    steps: dict[str, object] = field(default_factory=dict)  # builder kind → step (models, notebooks: a list)
+    built: dict[str, object] = field(default_factory=dict)  # step name → step
     property_files: dict[str, object] = field(default_factory=dict)
 
     @property
     def spec(self):
         return self.plan.spec
+
+    def add(self, node, step) -> None:
+        """Record a built step under its name and kind, for the builders after it."""
+        self.built[node.name] = step
+        if node.kind in ("train", "tune", "notebook"):
+            self.steps.setdefault("notebooks" if node.kind == "notebook" else "models", []).append(step)
+        else:
+            self.steps[node.kind] = step
 
     def run_uri(self, *parts: str):
         """s3://…/EXP/runs/<execution id>/<parts>: each execution writes only here."""

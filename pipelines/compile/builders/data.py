@@ -17,6 +17,7 @@ from pipelines.compile.builders.common import (
     s3_input,
     s3_output,
 )
+from pipelines.spec.step_graph import StepNode
 from steps import contract
 
 
@@ -27,9 +28,7 @@ def snapshot_argument(ctx: Context) -> list:
     return ["--data-snapshot", join(ctx.parameters["DataSnapshot"], on="")]
 
 
-def build_reconcile(ctx: Context) -> None:
-    if not ctx.spec.steps.reconcile:
-        return
+def build_reconcile(ctx: Context, node: StepNode):
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     data = ctx.spec.data
@@ -41,14 +40,14 @@ def build_reconcile(ctx: Context) -> None:
         outputs=[s3_output(contract.OUTPUT_RECONCILED, ctx.run_uri("data", "reconciled"), contract.OUT_RECONCILED)],
         arguments=args,
     )
-    ctx.steps["reconcile"] = ProcessingStep(
-        name="Reconcile", display_name="Reconcile raw data",
+    return ProcessingStep(
+        name=node.name, display_name="Reconcile raw data",
         description="Gather the raw data into one snapshot with a content hash; count and report empty, "
                     "unlabelled and duplicate records (data_report.json).",
         step_args=step_args, cache_config=cache_config(ctx), retry_policies=retry_policies(ctx))
 
 
-def build_prepare(ctx: Context) -> None:
+def build_prepare(ctx: Context, node: StepNode):
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
     data = ctx.spec.data
@@ -75,7 +74,7 @@ def build_prepare(ctx: Context) -> None:
         outputs=[s3_output(contract.OUTPUT_PREPARED, ctx.run_uri("data", "prepared"), contract.OUT_PREPARED)],
         arguments=args,
     )
-    ctx.steps["prepare"] = ProcessingStep(
-        name="Prepare", display_name="Prepare data",
+    return ProcessingStep(
+        name=node.name, display_name="Prepare data",
         description="Label map, stratified train/validation/test split, tokenisation per model from the same split.",
         step_args=step_args, cache_config=cache_config(ctx), retry_policies=retry_policies(ctx))

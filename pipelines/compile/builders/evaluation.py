@@ -15,6 +15,7 @@ from pipelines.compile.builders.common import (
 )
 from pipelines.compile.builders.serving import CONTENT_TYPES, best_model_uri
 from pipelines.compile.builders.training import model_artifact
+from pipelines.spec.step_graph import StepNode
 from steps import contract
 
 PROPERTY_FILE = "Evaluation"
@@ -25,9 +26,7 @@ def gate_json_path(metric: str) -> str:
     return "best." + metric.replace(":", "_")
 
 
-def build_evaluate(ctx: Context) -> None:
-    if not ctx.spec.steps.evaluate:
-        return
+def build_evaluate(ctx: Context, node: StepNode):
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow.steps import ProcessingStep
 
@@ -47,40 +46,45 @@ def build_evaluate(ctx: Context) -> None:
         arguments=args,
     )
     ctx.property_files["evaluation"] = report
-    ctx.steps["evaluate"] = ProcessingStep(
-        name="Evaluate", display_name="Evaluate and compare",
+    return ProcessingStep(
+        name=node.name, display_name="Evaluate and compare",
         description="Batched inference of every exported model on the same test set: per-label precision, recall, "
                     "F1, confusion matrix, leaderboard and McNemar tests; copies the best model for registration.",
         step_args=step_args, property_files=[report], cache_config=cache_config(ctx),
         retry_policies=retry_policies(ctx))
 
 
-def build_gate(ctx: Context) -> None:
-    if not ctx.spec.steps.evaluate:
-        return
-    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+def _gate_metric(ctx: Context):
+    """The best model's gate metric, read from Evaluate's property file."""
     from sagemaker.core.workflow.functions import JsonGet
-    from sagemaker.mlops.workflow.condition_step import ConditionStep
+
+    return JsonGet(step_name=ctx.steps["evaluate"].name, property_file=ctx.property_files["evaluation"],
+                   json_path=gate_json_path(ctx.spec.gate.metric))
+
+
+def build_fail(ctx: Context, node: StepNode):
     from sagemaker.mlops.workflow.fail_step import FailStep
 
-    threshold = ctx.parameters["GateThreshold"]
-    metric = JsonGet(step_name="Evaluate", property_file=ctx.property_files["evaluation"],
-                     json_path=gate_json_path(ctx.spec.gate.metric))
-    fail = FailStep(name="MetricBelowThreshold", display_name="Metric below threshold",
+    return FailStep(name=node.name, display_name="Metric below threshold",
                     description="The best model did not reach the gate; nothing is registered.",
-                    error_message=join(f"best model's {ctx.spec.gate.metric}", metric, "is below the threshold",
-                                       threshold, on=" "))
-    if_steps = [ctx.steps[k] for k in ("register", "best_model", "transform") if k in ctx.steps]
-    ctx.steps["gate"] = ConditionStep(
-        name="Gate", display_name=f"{ctx.spec.gate.metric} gate",
+                    error_message=join(f"best model's {ctx.spec.gate.metric}", _gate_metric(ctx),
+                                       "is below the threshold", ctx.parameters["GateThreshold"], on=" "))
+
+
+def build_gate(ctx: Context, node: StepNode):
+    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+
+    graph = ctx.plan.graph
+    return ConditionStep(
+        name=node.name, display_name=f"{ctx.spec.gate.metric} gate",
         description=f"Register the best model only if its {ctx.spec.gate.metric} >= GateThreshold.",
-        conditions=[ConditionGreaterThanOrEqualTo(left=metric, right=threshold)],
-        if_steps=if_steps, else_steps=[fail])
+        conditions=[ConditionGreaterThanOrEqualTo(left=_gate_metric(ctx), right=ctx.parameters["GateThreshold"])],
+        if_steps=[ctx.built[n.name] for n in graph.branch(node.name, "if")],
+        else_steps=[ctx.built[n.name] for n in graph.branch(node.name, "else")])
 
 
-def build_register(ctx: Context) -> None:
-    if not (ctx.spec.steps.register and ctx.spec.steps.evaluate):
-        return
+def build_register(ctx: Context, node: StepNode):
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.mlops.workflow.model_step import ModelStep
     from sagemaker.serve.model_builder import ModelBuilder
@@ -89,8 +93,8 @@ def build_register(ctx: Context) -> None:
     builder = ModelBuilder(s3_model_data_url=best_model_uri(ctx), image_uri=aws.image_uri, sagemaker_session=ctx.session,
                            role_arn=aws.role)
     transform_instances = sorted({*reg.inference_instances, ctx.spec.resources.transform.instance_type} - {"local"})
-    ctx.steps["register"] = ModelStep(
-        name="Register", display_name="Register best model",
+    return ModelStep(
+        name=node.name, display_name="Register best model",
         description=f"Register the best model (TorchScript + tokenizer + id2label + serving code) in {reg.group}.",
         step_args=builder.register(
             model_package_group_name=reg.group, content_types=CONTENT_TYPES, response_types=CONTENT_TYPES,

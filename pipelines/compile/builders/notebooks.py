@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from pipelines.compile.builders.common import Context, output_uri, retry_policies, tags, volume_kms_key
+from pipelines.spec.step_graph import StepNode
 from steps import contract
 
 ENTRYPOINT = ["amazon_sagemaker_scheduler"]
@@ -85,21 +86,15 @@ def _step_class():
     return StagedNotebookJobStep
 
 
-def build_notebooks(ctx: Context) -> None:
-    if not ctx.spec.notebooks:
-        return
-    names = {s.name: s for s in [ctx.steps.get("reconcile"), ctx.steps.get("prepare"), ctx.steps.get("evaluate"),
-                                 *ctx.steps.get("models", [])] if s is not None}
-    steps = []
-    for nb in ctx.spec.notebooks:
-        parameters = {**_inputs(ctx, nb.after), **{k: _value(ctx, v) for k, v in nb.parameters.items()}}
-        step = _step_class()(
-            name=f"Notebook-{nb.name}", display_name=f"Notebook {nb.name}", description=f"Run {nb.path} on the "
-            f"run's data after {nb.after}.", notebook_job_name=f"{ctx.spec.name[:20]}-{nb.name}"[:63],
-            input_notebook=nb.path, image_uri=nb.image_uri or DEFAULT_IMAGES.get(
-                ctx.spec.aws.region, f"sagemaker-distribution-image-for-{ctx.spec.aws.region}"),
-            kernel_name=nb.kernel, instance_type=nb.instance_type, parameters=parameters,
-            depends_on=[names[nb.after]], retry_policies=retry_policies(ctx))
-        step._nb = nb
-        steps.append(step.configure(ctx, ctx.plan.notebook_inputs[nb.name], ctx.run_uri("notebooks", nb.name)))
-    ctx.steps["notebooks"] = steps
+def build_notebook(ctx: Context, node: StepNode):
+    nb = next(n for n in ctx.spec.notebooks if n.name == node.notebook)
+    parameters = {**_inputs(ctx, nb.after), **{k: _value(ctx, v) for k, v in nb.parameters.items()}}
+    step = _step_class()(
+        name=node.name, display_name=f"Notebook {nb.name}", description=f"Run {nb.path} on the "
+        f"run's data after {nb.after}.", notebook_job_name=f"{ctx.spec.name[:20]}-{nb.name}"[:63],
+        input_notebook=nb.path, image_uri=nb.image_uri or DEFAULT_IMAGES.get(
+            ctx.spec.aws.region, f"sagemaker-distribution-image-for-{ctx.spec.aws.region}"),
+        kernel_name=nb.kernel, instance_type=nb.instance_type, parameters=parameters,
+        depends_on=[ctx.built[name] for name in node.depends_on], retry_policies=retry_policies(ctx))
+    step._nb = nb
+    return step.configure(ctx, ctx.plan.notebook_inputs[nb.name], ctx.run_uri("notebooks", nb.name))

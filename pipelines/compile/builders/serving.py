@@ -18,6 +18,7 @@ from pipelines.compile.builders.common import (
     volume_kms_key,
 )
 from pipelines.spec.gpu_runtime import transform_ami
+from pipelines.spec.step_graph import StepNode
 from steps import contract
 
 CONTENT_TYPES = ["application/json", "application/jsonlines", "text/csv"]
@@ -27,24 +28,20 @@ def best_model_uri(ctx: Context):
     return join(output_uri(ctx, ctx.steps["evaluate"], contract.OUTPUT_BEST_MODEL), contract.BEST_MODEL_FILE)
 
 
-def build_best_model(ctx: Context) -> None:
-    if not (ctx.spec.transform and ctx.spec.steps.evaluate):
-        return
+def build_best_model(ctx: Context, node: StepNode):
     from sagemaker.mlops.workflow.model_step import ModelStep
     from sagemaker.serve.model_builder import ModelBuilder
 
     aws = ctx.spec.aws
     builder = ModelBuilder(s3_model_data_url=best_model_uri(ctx), image_uri=aws.image_uri, sagemaker_session=ctx.session,
                            role_arn=aws.role)
-    ctx.steps["best_model"] = ModelStep(
-        name="BestModel", display_name="Model of the best model",
+    return ModelStep(
+        name=node.name, display_name="Model of the best model",
         description="A SageMaker Model of the best model's artifact for the batch transform (image started with serve).",
         step_args=builder.build())
 
 
-def build_transform(ctx: Context) -> None:
-    if "best_model" not in ctx.steps:
-        return
+def build_transform(ctx: Context, node: StepNode):
     from sagemaker.core.transformer import Transformer
     from sagemaker.mlops.workflow.steps import TransformStep
 
@@ -58,8 +55,8 @@ def build_transform(ctx: Context) -> None:
         base_transform_job_name=f"{ctx.spec.name[:20]}-transform", sagemaker_session=ctx.session,
         volume_kms_key=volume_kms_key(aws.kms_key, res.instance_type),
         transform_ami_version=transform_ami(res.instance_type))
-    ctx.steps["transform"] = TransformStep(
-        name="Transform", display_name="Batch transform",
+    return TransformStep(
+        name=node.name, display_name="Batch transform",
         description="Score the TransformSource files with the best model: one prediction per input line.",
         step_args=transformer.transform(data=ctx.parameters["TransformSource"], content_type=spec.content_type,
                                         split_type="Line"),

@@ -14,6 +14,7 @@ from pipelines.compile.builders.common import (
 )
 from pipelines.compile.plan import ModelPlan
 from pipelines.spec import ranges
+from pipelines.spec.step_graph import StepNode
 from steps import contract
 
 
@@ -77,19 +78,15 @@ def _channels(ctx: Context, model: ModelPlan) -> list:
     return channels
 
 
-def build_training(ctx: Context) -> None:
-    if not ctx.spec.training:
-        return
+def build_training(ctx: Context, node: StepNode):
     from sagemaker.mlops.workflow.steps import TrainingStep
 
-    ctx.steps["models"] = [
-        TrainingStep(name=m.step_name, display_name=m.display,
-                     description=f"Fine-tune {m.spec.name} ({m.spec.source}) with accelerate on all GPUs of all "
-                                 "instances, then export it to TorchScript.",
-                     step_args=_trainer(ctx, m).train(input_data_config=_channels(ctx, m)),
-                     cache_config=cache_config(ctx), retry_policies=retry_policies(ctx))
-        for m in ctx.plan.models
-    ]
+    m = ctx.plan.model(node.model)
+    return TrainingStep(name=node.name, display_name=m.display,
+                        description=f"Fine-tune {m.spec.name} ({m.spec.source}) with accelerate on all GPUs of all "
+                                    "instances, then export it to TorchScript.",
+                        step_args=_trainer(ctx, m).train(input_data_config=_channels(ctx, m)),
+                        cache_config=cache_config(ctx), retry_policies=retry_policies(ctx))
 
 
 def _range(name: str, parsed: ranges.ParsedRange):
@@ -102,29 +99,24 @@ def _range(name: str, parsed: ranges.ParsedRange):
     return ContinuousParameter(parsed.min, parsed.max, scaling_type=parsed.scaling)
 
 
-def build_tuning(ctx: Context) -> None:
-    if not ctx.spec.tuning:
-        return
+def build_tuning(ctx: Context, node: StepNode):
     from sagemaker.mlops.workflow.steps import TuningStep
     from sagemaker.train.tuner import HyperparameterTuner
 
-    tune = ctx.spec.tune
-    steps = []
-    for m in ctx.plan.models:
-        tuner = HyperparameterTuner(
-            model_trainer=_trainer(ctx, m), objective_metric_name=tune.objective.metric,
-            objective_type=tune.objective.direction.capitalize(),
-            hyperparameter_ranges={n: _range(n, r) for n, r in sorted(tune.parsed_ranges().items())},
-            metric_definitions=contract.metric_definitions(), strategy=tune.strategy,
-            max_jobs=tune.max_jobs, max_parallel_jobs=tune.max_parallel_jobs, tags=tags(ctx),
-        )
-        steps.append(TuningStep(
-            name=m.step_name, display_name=m.display,
-            description=f"Tune {m.spec.name}: {tune.strategy}, {tune.max_jobs} jobs, objective "
-                        f"{tune.objective.direction} {tune.objective.metric}.",
-            step_args=tuner.tune(inputs=_channels(ctx, m)), cache_config=cache_config(ctx),
-            retry_policies=retry_policies(ctx)))
-    ctx.steps["models"] = steps
+    tune, m = ctx.spec.tune, ctx.plan.model(node.model)
+    tuner = HyperparameterTuner(
+        model_trainer=_trainer(ctx, m), objective_metric_name=tune.objective.metric,
+        objective_type=tune.objective.direction.capitalize(),
+        hyperparameter_ranges={n: _range(n, r) for n, r in sorted(tune.parsed_ranges().items())},
+        metric_definitions=contract.metric_definitions(), strategy=tune.strategy,
+        max_jobs=tune.max_jobs, max_parallel_jobs=tune.max_parallel_jobs, tags=tags(ctx),
+    )
+    return TuningStep(
+        name=node.name, display_name=m.display,
+        description=f"Tune {m.spec.name}: {tune.strategy}, {tune.max_jobs} jobs, objective "
+                    f"{tune.objective.direction} {tune.objective.metric}.",
+        step_args=tuner.tune(inputs=_channels(ctx, m)), cache_config=cache_config(ctx),
+        retry_policies=retry_policies(ctx))
 
 
 def model_artifact(ctx: Context, step, model: ModelPlan):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from pipelines import ROOT
 from pipelines.compile.plan import Plan
-from pipelines.local.store import LocalStore
 from pipelines.spec.errors import fail
+from pipelines.store.local import LocalStore
 
 
 def latest_run(plan: Plan, runs: Path, store: LocalStore) -> dict[str, str]:
@@ -29,7 +29,7 @@ def latest_run(plan: Plan, runs: Path, store: LocalStore) -> dict[str, str]:
            "SMPIPE_LOCAL_STORE": str(store.root), "PYTHONPATH": str(ROOT)}
     for state_path in states:
         state = json.loads(state_path.read_text(encoding="utf-8"))
-        prepare = state["steps"].get("Prepare", {})
+        prepare = state["steps"].get(plan.graph.of_kind("prepare")[0].name, {})
         if prepare.get("status") not in ("Succeeded", "Cached"):
             continue
         execution, folder = state["execution_id"], store.path(f"{plan.base_uri}/runs/{state_path.parent.name}")

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from pipelines.local import container
-from pipelines.local.store import LocalStore
 from pipelines.spec.errors import fail
+from pipelines.store.local import LocalStore
 
 
 def registered(registry: Path, group: str, version: int | None) -> dict:

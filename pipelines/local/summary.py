@@ -1,0 +1,99 @@
+"""The run summary `make local` prints: steps, prepared data, leaderboard, outputs, a cloud estimate.
+
+Printing only: it reads an outcome and the store, never runs anything. Steps are found by what they wrote
+(a ``prepared`` or ``evaluation`` output, a transform output), not by their names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipelines.local.executor import Options, Outcome
+
+RETRY_HINT = ("finished steps and training checkpoints are kept; continue with `--retry {id}` "
+              "(make local exp=… retry={id})")
+
+
+def summarise(outcome: Outcome, options: Options) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=f"{outcome.execution_id}: {outcome.status}")
+    for column in ("step", "status", "seconds", "note"):
+        table.add_column(column)
+    for name, result in outcome.steps.items():
+        note = result.get("reason", "")
+        table.add_row(name, result["status"], f"{result.get('seconds', 0):.1f}", str(note)[:90])
+    console.print(table)
+    for result in _finished(outcome):
+        _prepare_summary(console, result["properties"], options)
+    for result in _finished(outcome):
+        _leaderboard(console, result["properties"], options)
+    for result in _finished(outcome):
+        output = result["properties"].get("TransformOutput", {}).get("S3OutputPath")
+        if output and options.store.local_path(output):
+            console.print(f"batch transform: {options.store.local_path(output)}")
+    _cloud_estimate(console, outcome)
+    if outcome.failure:
+        console.print(f"[red]failed:[/red] {outcome.failure}")
+        console.print(RETRY_HINT.format(id=outcome.execution_id))
+    console.print(f"logs and state: {outcome.folder}")
+
+
+def _cloud_estimate(console, outcome: Outcome) -> None:
+    """What the step-seconds of this run would cost on the instances the definition names: an estimate, since
+    this machine's speed is not theirs (a GPU instance would usually take less time)."""
+    from pipelines.compile.cost import prices
+
+    table, total, unpriced = next(iter(prices()["regions"].values())), 0.0, set()
+    for result in outcome.steps.values():
+        instance = result.get("instance")
+        if not instance or result.get("status") != "Succeeded":
+            continue
+        if instance["type"] not in table:
+            unpriced.add(instance["type"])
+            continue
+        total += result["seconds"] / 3600 * instance["count"] * table[instance["type"]]
+    note = f"; no price for {', '.join(sorted(unpriced))}" if unpriced else ""
+    console.print(f"cloud estimate: the same step-seconds on the definition's instances ≈ ${total:,.2f} on-demand "
+                  f"(prices of {prices()['date']}; this machine's speed, not theirs{note})")
+
+
+def _finished(outcome: Outcome) -> list[dict]:
+    return [r for r in outcome.steps.values() if r.get("status") in ("Succeeded", "Cached") and r.get("properties")]
+
+
+def _output_folder(properties: dict, name: str, options: Options) -> Path | None:
+    """The local folder of a processing step's output ``name`` (prepared, evaluation), whichever step wrote it."""
+    outputs = {o["OutputName"]: o["S3Output"]["S3Uri"]
+               for o in properties.get("ProcessingOutputConfig", {}).get("Outputs", [])}
+    return options.store.local_path(outputs[name]) if name in outputs else None
+
+
+def _prepare_summary(console, properties: dict, options: Options) -> None:
+    """Rows per model and windows per document: what each long-document strategy costs, before training."""
+    folder = _output_folder(properties, "prepared", options)
+    if folder is None or not (folder / "prepare_results.json").is_file():
+        return
+    results = json.loads((folder / "prepare_results.json").read_text(encoding="utf-8"))
+    console.print("\nprepared data (per model)")
+    for name, m in results.get("models", {}).items():
+        w = m["windows_per_document"]
+        cap = f", at most {m['max_windows']} per document per epoch" if m["max_windows"] and w["max"] > 1 else ""
+        console.print(f"  {name:<16} {m['documents']:,} documents → {sum(m['rows'].values()):,} rows; windows per "
+                      f"document median {w['median']:g}, p95 {w['p95']:g}, max {w['max']}; "
+                      f"{m['training_rows_per_epoch']:,} training rows per epoch{cap}")
+
+
+def _leaderboard(console, properties: dict, options: Options) -> None:
+    folder = _output_folder(properties, "evaluation", options)
+    if folder is None or not (folder / "evaluation.json").is_file():
+        return
+    evaluation = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
+    console.print("\nleaderboard (test set)")
+    for rank, row in enumerate(evaluation["leaderboard"], start=1):
+        m = row["metrics"]
+        console.print(f"  {rank}. {row['model']:<16} accuracy {m['test_accuracy']:.4f}  macro F1 {m['test_macro_f1']:.4f}")
+    console.print(f"report: {folder / 'report.md'}")
