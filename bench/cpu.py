@@ -141,9 +141,9 @@ def example_runs() -> dict:
         first = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - started
         cached = timed(cmd)
-    steps = [float(x) for x in re.findall(r"✓ [^\n(]+\(([0-9.]+)s\)", first.stdout + first.stderr)]
-    scores = dict(re.findall(r"\d+\. (\S+) +accuracy [0-9.]+ +macro F1 ([0-9.]+)", first.stdout))
-    return {"test_macro_f1": {name: float(f1) for name, f1 in scores.items()},
+        run = json.loads(Path(re.search(r"^results: (.+)$", first.stdout, re.M).group(1)).read_text(encoding="utf-8"))
+    steps = [s["seconds"] for s in run["steps"].values() if s["status"] == "Succeeded"]
+    return {"test_macro_f1": {name: m["test_macro_f1"] for name, m in run["scores"].items()}, "run": run,
             "wall_seconds": wall, "steps": len(steps), "seconds_in_steps": sum(steps),
             "executor_seconds_outside_steps": wall - sum(steps), "all_cached_seconds": cached,
             "all_cached_seconds_per_step": cached / max(len(steps), 1)}

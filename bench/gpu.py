@@ -7,8 +7,9 @@ pipeline's batch-1 TorchScript loop, on the same BERT-base model, data and GPU t
 Cases: ``full128`` / ``full512`` — every input exactly 128 / 512 tokens (batch 64 / 16);
 ``docs`` — 21,000 real docstrings of 16 packages, up to 512 tokens, our defaults (batch 32).
 Training is timed in steady state (after the warm-up steps) for every contender alike. On a host
-with two GPUs the contenders run side by side (ours on GPU 0, the others on GPU 1), then ours on
-both GPUs for the scaling figure. Writes gpu-<date>.json and .md under --out.
+with two GPUs the contenders run one at a time (``--side-by-side``: ours on GPU 0, the others on GPU 1 at
+the same time, sharing the host's CPUs), then ours on both GPUs for the scaling figure. Writes
+``<date>-<commit>-<machine>-gpu.json`` and .md under --out (bench/provenance.py), never over an earlier run.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
+from bench.provenance import provenance, result_path  # noqa: E402
 
 ASSETS = ROOT / "bench" / "out" / "assets"
 CASES = {  # name: (max_length, batch size per GPU, our steps, Trainer steps)
@@ -186,7 +188,8 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "work")
     p.add_argument("--quick", action="store_true", help="few steps: a check that everything runs, not figures")
-    p.add_argument("--sequential", action="store_true", help="never run two contenders at once")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="on two GPUs, run the contenders at the same time as ours (faster, but they share the CPUs)")
     p.add_argument("--only", default="", help="comma-separated result-name prefixes to run, e.g. train/ours,infer/")
     p.add_argument("--tag", default="", help="suffix of the result file name")
     args = p.parse_args()
@@ -200,12 +203,13 @@ def main() -> int:
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     started, results = time.perf_counter(), {}
-    env.update(side_by_side=len(env["gpus"]) >= 2 and not args.sequential, quick=args.quick)
+    env.update(side_by_side=len(env["gpus"]) >= 2 and args.side_by_side, quick=args.quick)
+    env.update(provenance(), result=str(result_path(f"gpu{'-' + args.tag if args.tag else ''}", args.out)))
     SAVE.update(out=args.out, env=env, only=[k for k in args.only.split(",") if k])
     env["tag"] = args.tag
     data = prepare_all(args.work)
     two = len(env["gpus"]) >= 2
-    side_by_side = two and not args.sequential
+    side_by_side = env["side_by_side"]
     if side_by_side:
         with ThreadPoolExecutor(max_workers=2) as pool:
             jobs = [pool.submit(our_queue, args.work, data, results, args.quick),

@@ -78,8 +78,10 @@ def table(results: dict) -> list[str]:
 
 
 def write(out: Path, env: dict, results: dict, summary: dict, cases: dict) -> Path:
+    """Rewritten after every measurement of one run, always to the run's own file (env["result"]: named by
+    date, commit, machine and bench when the run started, never an earlier run's)."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"gpu-{env['date'][:10]}{'-' + env['tag'] if env.get('tag') else ''}"
+    path = Path(env["result"]).with_suffix("")
     clean = {k: {f: v for f, v in r.items() if f != "model_dir"} for k, r in results.items()}
     data = {"environment": env, "cases": {k: dict(zip(("max_length", "batch_per_gpu", "our_steps", "trainer_steps"), v,
                                                         strict=True)) for k, v in cases.items()},
@@ -88,7 +90,8 @@ def write(out: Path, env: dict, results: dict, summary: dict, cases: dict) -> Pa
     lines = [f"# GPU benchmark {env['date']}", "",
              f"{', '.join(env['gpus'])}; torch {env['torch']} (CUDA {env['cuda']}), transformers {env['transformers']}, "
              f"accelerate {env['accelerate']}, Python {env['python']}, {env['cpus']} CPUs. "
-             f"Contenders side by side on separate GPUs: {env['side_by_side']}. Quick run: {env['quick']}.", "",
+             f"Commit {env.get('commit', '?')}. Contenders side by side on separate GPUs: {env['side_by_side']} "
+             f"(one at a time unless --side-by-side). Quick run: {env['quick']}.", "",
              "| target | measured | wanted | met |", "|---|---|---|---|"]
     for name, s in summary.items():
         value = _fmt(s["value"], 2) if name != "train full128: our MFU" or s["value"] is None else f"{s['value']:.1%}"

@@ -70,15 +70,30 @@ def per_label(labels, predictions, names: list[str]) -> dict:
             for i, n in enumerate(names)}
 
 
-def mcnemar(correct_a, correct_b) -> dict:
-    """Exact McNemar test on the paired per-document outcomes of two models."""
-    import numpy as np
-    from scipy.stats import binomtest
+EXACT_BELOW = 25  # discordant pairs: under this the exact binomial form, from it the chi-square form
 
-    a, b = np.asarray(correct_a), np.asarray(correct_b)
+
+def mcnemar(correct_a, correct_b) -> dict:
+    """McNemar's test on the paired per-document outcomes of two models (two-sided): the exact binomial form
+    for fewer than 25 discordant documents, the chi-square form with continuity correction from 25 on."""
+    import numpy as np
+
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"only_best_correct": only_a, "only_other_correct": only_b, "p_value": float(p)}
+    return {"only_best_correct": only_a, "only_other_correct": only_b, **mcnemar_p(only_a, only_b)}
+
+
+def mcnemar_p(only_a: int, only_b: int) -> dict:
+    from scipy.stats import binomtest, chi2
+
+    n = only_a + only_b
+    if n == 0:
+        return {"p_value": 1.0, "method": "no discordant documents"}
+    if n < EXACT_BELOW:
+        return {"p_value": float(binomtest(only_a, n, 0.5).pvalue), "method": "exact binomial"}
+    statistic = (abs(only_a - only_b) - 1) ** 2 / n
+    return {"p_value": float(chi2.sf(statistic, 1)), "method": "chi-square, continuity corrected",
+            "statistic": statistic}
 
 
 def confusion_png(labels, predictions, names: list[str], title: str, path: Path) -> None:
@@ -138,7 +153,7 @@ def report_md(evaluation: dict, names: list[str]) -> str:
                      f"{m['test_weighted_f1']:.4f} | {row['rows_per_second']:.0f} |")
     for cmp in evaluation["comparisons"]:
         lines.append(f"\nMcNemar {evaluation['best']['model']} vs {cmp['other']}: p = {cmp['p_value']:.4g} "
-                     f"({cmp['only_best_correct']} vs {cmp['only_other_correct']} discordant documents)")
+                     f"({cmp['only_best_correct']} vs {cmp['only_other_correct']} discordant documents, {cmp['method']})")
     for name, model in evaluation["models"].items():
         lines += ["", f"## {name}", "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         lines += [f"| {label} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"

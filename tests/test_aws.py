@@ -94,6 +94,50 @@ def test_upsert_updates_when_the_definition_changes(aws, capsys):
     assert "no difference" in out
 
 
+def test_upsert_applies_changed_tags_to_an_existing_pipeline(aws, capsys):
+    cli(capsys, "upsert", SPEC)
+    rc, out, _ = cli(capsys, "upsert", SPEC, "aws.tags.team=search")
+    assert rc == 0 and "tags: 1 added or changed" in out
+    arn = aws.client("sagemaker").describe_pipeline(PipelineName="EXP-0002-bert-vs-distilbert")["PipelineArn"]
+    tags = {t["Key"]: t["Value"] for t in aws.client("sagemaker").list_tags(ResourceArn=arn)["Tags"]}
+    assert tags["team"] == "search" and tags["smpipe:experiment"] == "EXP-0002-bert-vs-distilbert"
+    rc, out, _ = cli(capsys, "upsert", SPEC, "aws.tags.team=search")
+    assert "tags:" not in out
+
+
+def test_upsert_refuses_the_placeholder_bucket(aws, capsys):
+    rc, _, err = cli(capsys, "upsert", SPEC, "aws.bucket=smpipe-local")
+    assert rc == 2 and "aws.bucket: smpipe-local is the local placeholder bucket" in err
+    assert aws.client("sagemaker").list_pipelines()["PipelineSummaries"] == []  # refused before any call
+
+
+def test_status_says_when_listing_steps_is_denied(aws, capsys, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from pipelines.aws import pipeline
+
+    class Denying:
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def list_pipeline_execution_steps(self, **kwargs):
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListPipelineExecutionSteps")
+
+    cli(capsys, "upsert", SPEC)
+    sm = aws.client("sagemaker")
+    sm.start_pipeline_execution(PipelineName="EXP-0002-bert-vs-distilbert")
+    clients = pipeline.Clients("us-east-1")
+    clients.sagemaker = Denying(sm)
+    from pipelines.compile.plan import plan
+    from pipelines.spec.load import load
+
+    with pytest.raises(pipeline.AwsError, match="sagemaker:ListPipelineExecutionSteps"):
+        pipeline.status(plan(load(SPEC + "/experiment.yaml")), clients)
+
+
 def test_start_with_parameters_and_status(aws, capsys):
     cli(capsys, "upsert", SPEC)
     s3 = aws.client("s3")
@@ -165,6 +209,11 @@ def test_jobs_read_the_wandb_key_from_secrets_manager(aws, monkeypatch, capsys):
     assert tracking._fetch_key("wandb/api-key") == "k-123"
     monkeypatch.setenv("SMPIPE_WANDB_SECRET_ID", "wandb/api-key")
     monkeypatch.setenv("WANDB_MODE", "disabled")
+
+    def never(secret_id):
+        raise AssertionError(f"a disabled run fetched {secret_id}")
+
+    monkeypatch.setattr(tracking, "_fetch_key", never)
     assert tracking.start({}, "x-train", "/tmp") is None  # disabled: not even fetched
     assert "k-123" not in capsys.readouterr().out
     definition = (ROOT / "tests" / "golden" / "EXP-0002-bert-vs-distilbert.json").read_text()

@@ -76,6 +76,26 @@ def test_tuning_experiment_runs_end_to_end(experiment):
     assert output.endswith(f"/runs/{state['execution_id']}/transform")
     scored = (experiment["store"] / output[5:] / "new.csv.out").read_text().splitlines()
     assert len(scored) == 12 and all(line.split(",")[0] in ("sports", "cooking", "space") for line in scored)
+    results = json.loads((experiment["runs"] / state["execution_id"] / "results.json").read_text())
+    assert f"results: {experiment['runs'].resolve() / state['execution_id'] / 'results.json'}" in result.stdout
+    assert results["steps"]["Evaluate"]["status"] == "Succeeded" and results["steps"]["Evaluate"]["seconds"] > 0
+    assert set(results["scores"]) == {"tiny"} and 0 <= results["scores"]["tiny"]["test_macro_f1"] <= 1
+    assert results["transform"] == {"lines": 12, "with_expected_label": 0, "as_expected": 0}
+    assert results["commit"] and results["machine"]["cores"] and "torch" in results["versions"]
+    raw = len((experiment["root"] / "raw" / "data.jsonl").read_text().splitlines())
+    assert results["prepare"]["models"]["tiny"]["documents"] == raw
+
+
+def test_the_transform_check_counts_expected_labels(tmp_path):
+    from pipelines.local.results import transform_check
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "sub" / "a.jsonl").write_text('{"text": "x", "expected": "space"}\n"plain"\n'
+                                                     '{"text": "y", "expected": "cooking"}\n')
+    (tmp_path / "out" / "sub" / "a.jsonl.out").write_text('{"label": "space"}\n{"label": "space"}\n'
+                                                          '{"label": "sports"}\n')
+    assert transform_check(tmp_path / "in", tmp_path / "out") == {"lines": 3, "with_expected_label": 2, "as_expected": 1}
 
 
 def test_broken_metric_regex_fails_the_tuning_step(experiment):

@@ -115,16 +115,45 @@ def test_from_a_step_that_does_not_exist_is_an_error(world):
         execute(options)
 
 
-def test_independent_steps_run_in_parallel(world):
-    options, _ = world
+def _twins(options, lines: list[str], parallel: int) -> list[str]:
+    """Two independent Reconcile steps, uncached: the order in which they start and finish."""
     definition = json.loads((FIXTURES / "processing_condition.json").read_text())
     twin = json.loads(json.dumps(definition["Steps"][0]).replace('"reconciled"]', '"twin"]'))
     twin["Name"] = "ReconcileTwin"
     definition["Steps"].append(twin)
-    options.parallel = 2
+    options.parallel, options.use_cache = parallel, False
     outcome = Execution(definition, options, "fixture").run()
-    assert outcome.status == "Succeeded"
-    assert outcome.steps["ReconcileTwin"]["status"] in ("Succeeded", "Cached")
+    assert outcome.status == "Succeeded" and outcome.steps["ReconcileTwin"]["status"] == "Succeeded"
+    return [line.split(" (")[0].split(":")[0] for line in lines if line[:1] in "▶✓"
+            and "Reconcile" in line]
+
+
+def test_independent_steps_run_in_parallel(world):
+    options, lines = world
+    events = _twins(options, lines, parallel=2)
+    assert events[:2] == ["▶ Reconcile", "▶ ReconcileTwin"], events  # both start before either finishes
+    lines.clear()
+    serial = _twins(options, lines, parallel=1)
+    assert serial[1].startswith("✓"), serial  # the control: one at a time, each finishes before the next
+
+
+def test_a_jobs_warnings_are_repeated_in_the_summary(world, tmp_path, capsys):
+    from pipelines.local.summary import summarise, warnings
+
+    options, _ = world
+    (tmp_path / "warns").mkdir()
+    (tmp_path / "warns" / "user_defined_funcs.py").write_text(
+        "import sys\nfrom steps.core.defaults import reconcile_data as base\n\n"
+        "def reconcile_data(raw_dir, text_column, label_column):\n"
+        "    print('warning: tracking fell back to offline', file=sys.stderr)\n"
+        "    yield from base(raw_dir, text_column, label_column)\n")
+    options.store.put_bytes("s3://fixtures/code/bundle.tar.gz", bundle.build(ROOT, tmp_path / "warns"))
+    outcome = execute(options)
+    assert outcome.status == "Succeeded", outcome.failure
+    assert warnings(outcome) == [("Reconcile", "tracking fell back to offline")]
+    summarise(outcome, options)
+    out = capsys.readouterr().out
+    assert "warnings (from the jobs' logs)" in out and "Reconcile: tracking fell back to offline" in out
 
 
 def test_a_failing_user_function_shows_its_traceback_and_keeps_its_log(world, tmp_path):

@@ -161,7 +161,12 @@ def test_evaluate_compares_models_on_the_same_test_set(tmp_path, prepared, tiny_
     assert 0 <= evaluation["best"]["test_macro_f1"] <= 1
     assert [row["model"] for row in evaluation["leaderboard"]][0] == evaluation["best"]["model"]
     assert set(evaluation["models"]["a"]["per_label"]) == {"cooking", "space", "sports"}
-    assert evaluation["comparisons"][0]["p_value"] <= 1.0
+    from steps.evaluate import mcnemar_p
+
+    cmp = evaluation["comparisons"][0]
+    assert cmp["p_value"] == mcnemar_p(cmp["only_best_correct"], cmp["only_other_correct"])["p_value"]
+    documents = sum(v["support"] for v in evaluation["models"]["a"]["per_label"].values())
+    assert 0 <= cmp["only_best_correct"] + cmp["only_other_correct"] <= documents
     assert (out / "report.md").read_text().startswith("# Evaluation")
     assert (out / "confusion_a.png").is_file()
     assert (best / "model.tar.gz").read_bytes() == (models / evaluation["best"]["model"] / "model.tar.gz").read_bytes()

@@ -13,11 +13,12 @@ from pipelines.compile import staging
 from pipelines.compile.plan import Plan, check_uploads
 from pipelines.compile.snapshot import data_snapshot
 from pipelines.spec.errors import SpecError
-from pipelines.spec.experiment import PLACEHOLDER_ACCOUNT
+from pipelines.spec.experiment import PLACEHOLDER_ACCOUNT, PLACEHOLDER_BUCKET
 from pipelines.spec.parameters import refuse_bad_values
 from pipelines.store.s3 import S3Store
 
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
+DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
 
 
 class AwsError(Exception):
@@ -51,6 +52,9 @@ def check_placeholders(plan: Plan) -> None:
         if PLACEHOLDER_ACCOUNT in value:
             problems.append(plan.problem(("aws", field), f"{value} is the local placeholder",
                                          "set your account's value in experiment.yaml before deploying"))
+    if aws.bucket == PLACEHOLDER_BUCKET:  # a global name: whoever owns it would receive the uploads
+        problems.append(plan.problem(("aws", "bucket"), f"{aws.bucket} is the local placeholder bucket",
+                                     "set a bucket your account owns in experiment.yaml before deploying"))
     for i, nb in enumerate(plan.spec.notebooks):
         if nb.image_uri is None and aws.region != "us-east-1":
             problems.append(plan.problem(("notebooks", i, "image_uri"), f"the notebook-job image of {aws.region} is "
@@ -106,9 +110,20 @@ def upsert(plan: Plan, definition: str, clients: Clients) -> dict:
     else:
         arn = sm.update_pipeline(**request)["PipelineArn"]
         report["action"] = "updated"
+    if current is not None:  # UpdatePipeline takes no tags: a changed aws.tags is applied here
+        report["tags_updated"] = sync_tags(sm, arn, pipeline_tags(plan))
     report["pipeline_arn"] = arn
     report["studio"] = studio_link(plan)
     return report
+
+
+def sync_tags(sm, arn: str, want: list[dict]) -> int:
+    """Add or change the pipeline's tags to match ``want`` (tags added by others are left alone)."""
+    have = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn).get("Tags", [])}
+    changed = [t for t in want if have.get(t["Key"]) != t["Value"]]
+    if changed:
+        sm.add_tags(ResourceArn=arn, Tags=changed)
+    return len(changed)
 
 
 def _same(current: dict, request: dict) -> bool:
@@ -162,7 +177,11 @@ def status(plan: Plan, clients: Clients, limit: int = 5) -> list[dict]:
             steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
             item["steps"] = [{"name": s["StepName"], "status": s["StepStatus"], "failure": s.get("FailureReason", "")}
                              for s in steps]
-        except ClientError as exc:  # moto and some endpoints do not implement it
+        except ClientError as exc:
+            if error_code(exc) in DENIED:
+                raise AwsError(f"not allowed to list the steps of {arn} ({error_code(exc)}): the caller needs "
+                               "sagemaker:ListPipelineExecutionSteps") from None
+            # moto and some endpoints do not implement it
             item["steps_unavailable"] = exc.response["Error"].get("Message", error_code(exc)) or error_code(exc)
         out.append(item)
     return out

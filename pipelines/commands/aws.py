@@ -25,6 +25,8 @@ def cmd_upsert(args) -> int:
     print(f"pipeline {plan.pipeline_name}: {report['action']} ({report['pipeline_arn']})")
     print(f"staged: {report['code_uploaded']} code bundle(s) and {report['assets_uploaded']} file(s) uploaded, "
           "the rest already there (content-addressed keys)")
+    if report.get("tags_updated"):
+        print(f"tags: {report['tags_updated']} added or changed (aws.tags)")
     for line in schedules.reconcile(plan, clients, report["pipeline_arn"]) if plan.spec.schedules else []:
         print(f"schedule: {line}")
     print(f"studio: {report['studio']}")

@@ -10,6 +10,7 @@ from pipelines import ROOT
 from pipelines.compile import staging
 from pipelines.compile.plan import Plan, check_uploads
 from pipelines.compile.snapshot import data_snapshot
+from pipelines.local import results
 from pipelines.local.executor import Execution, Options
 from pipelines.local.summary import RETRY_HINT, summarise
 from pipelines.spec.errors import fail
@@ -103,6 +104,7 @@ def _execute(definition: dict, name: str, options: Options, retry_of: str | None
         print(f"\ninterrupted: {RETRY_HINT.format(id=execution.execution_id)}", file=sys.stderr)
         return 130
     summarise(outcome, options)
+    print(f"results: {results.write(outcome, options, options.code_root)}")
     return 0 if outcome.status == "Succeeded" else 1
 
 

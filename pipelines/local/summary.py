@@ -7,6 +7,7 @@ Printing only: it reads an outcome and the store, never runs anything. Steps are
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from pipelines.local.executor import Options, Outcome
@@ -35,11 +36,37 @@ def summarise(outcome: Outcome, options: Options) -> None:
         output = result["properties"].get("TransformOutput", {}).get("S3OutputPath")
         if output and options.store.local_path(output):
             console.print(f"batch transform: {options.store.local_path(output)}")
+    _warnings(console, outcome)
     _cloud_estimate(console, outcome)
     if outcome.failure:
         console.print(f"[red]failed:[/red] {outcome.failure}")
         console.print(RETRY_HINT.format(id=outcome.execution_id))
     console.print(f"logs and state: {outcome.folder}")
+
+
+WARNING = re.compile(r"(?:^|\] )warning: (.+)$")
+
+
+def warnings(outcome: Outcome) -> list[tuple[str, str]]:
+    """(step, message) of every ``warning:`` line a job printed (a tracking fallback, a skipped check), once
+    each: a job that goes on after a problem says so in its log, and the summary repeats it."""
+    found: dict[tuple[str, str], None] = {}
+    for name in outcome.steps:
+        log = outcome.folder / "logs" / f"{name}.log"
+        if log.is_file():
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+                match = WARNING.search(line.strip())
+                if match:
+                    found[(name, match.group(1))] = None
+    return list(found)
+
+
+def _warnings(console, outcome: Outcome) -> None:
+    items = warnings(outcome)
+    if items:
+        console.print("\n[yellow]warnings[/yellow] (from the jobs' logs)")
+        for step, message in items:
+            console.print(f"  {step}: {message}", markup=False)
 
 
 def _cloud_estimate(console, outcome: Outcome) -> None:

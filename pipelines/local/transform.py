@@ -136,4 +136,4 @@ def run_transform(job: Job, args: dict, models_dir: Path) -> dict:
             result.write_bytes(transform_file(server, path, args))
             job.store.upload(result, f"{output}/{name}")
     return {"TransformJobName": job.name, "TransformJobStatus": "Completed", "ModelName": args["ModelName"],
-            "TransformOutput": {"S3OutputPath": output}}
+            "TransformInput": args["TransformInput"], "TransformOutput": {"S3OutputPath": output}}

@@ -14,6 +14,7 @@ KMS_RE = r"^(arn:aws[a-z-]*:kms:[\w-]+:\d{12}:(key|alias)/[\w/-]+|[0-9a-f-]{36}|
 MODEL_NAME_RE = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MAX_NAME = 48  # pipeline name = name; job names append suffixes and SageMaker caps those at 63
 PLACEHOLDER_ACCOUNT = "000000000000"
+PLACEHOLDER_BUCKET = "smpipe-local"  # the default bucket: fine locally, refused at upsert (a global name)
 
 
 def s3_or_local(value: str) -> str:

@@ -19,6 +19,7 @@ from pipelines.spec.base import (  # noqa: F401 - re-exported: the spec's names
     MODEL_NAME_RE,
     NAME_RE,
     PLACEHOLDER_ACCOUNT,
+    PLACEHOLDER_BUCKET,
     ROLE_RE,
     Strict,
     s3_or_local,
@@ -42,7 +43,7 @@ class Aws(Strict):
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
     role: str = Field(f"arn:aws:iam::{PLACEHOLDER_ACCOUNT}:role/smpipe-execution", pattern=ROLE_RE,
                       description="SageMaker execution role ARN (checked for real at pipeline-upsert)")
-    bucket: str = Field("smpipe-local", pattern=BUCKET_RE)
+    bucket: str = Field(PLACEHOLDER_BUCKET, pattern=BUCKET_RE)
     prefix: str = Field("experiments", pattern=r"^[A-Za-z0-9!_.*'()/-]{1,200}$")
     image_uri: str = Field(f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/smpipe:0.1.0",
                            pattern=r"^[\w.-]+(:\d+)?/[\w./-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$")

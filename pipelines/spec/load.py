@@ -81,7 +81,7 @@ def _with_base(path: Path, label: str, root: Path, chain: tuple[Path, ...] = ())
                         "review sees every default an experiment inherits")
     seen = (*chain, path.resolve())
     if base_path in seen:
-        cycle = " → ".join(_label(p) for p in (*seen[seen.index(base_path):], base_path))
+        cycle = " → ".join(p.relative_to(root.resolve()).as_posix() for p in (*seen[seen.index(base_path):], base_path))
         raise fail(label, f"base templates form a cycle: {cycle}", **where, hint="remove one base: line")
     parent = _with_base(base_path, _label(base_path), root, seen)
     return _merge(parent, doc)
