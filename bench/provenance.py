@@ -18,6 +18,10 @@ PACKAGES = ("torch", "transformers", "accelerate", "datasets", "tokenizers", "sa
 
 
 def commit() -> tuple[str, bool]:
+    """The checkout's commit, or SMPIPE_COMMIT where the tree was copied without its .git (the GPU machine)."""
+    if os.environ.get("SMPIPE_COMMIT"):
+        return os.environ["SMPIPE_COMMIT"], os.environ.get("SMPIPE_UNCOMMITTED") == "1"
+
     def git(*args: str) -> str:
         run = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return run.stdout.strip()

@@ -71,9 +71,10 @@ def table(results: dict) -> list[str]:
         lines.append(f"| {key} | {_fmt(r.get('samples_per_second'))} | {_fmt(r.get('tokens_per_second'))} | "
                      f"{_fmt(r.get('padding_efficiency'), 3)} | {mfu} | {_fmt(r.get('peak_memory_gib'), 1)} | "
                      f"{_fmt(r.get('wall_seconds'))} |")
-    lines += ["", "| inference | rows/s | rows |", "|---|---|---|"]
-    lines += [f"| {k} | {_fmt(r.get('rows_per_second'))} | {r.get('rows', '–')} |" if "error" not in r
-              else f"| {k} | failed | |" for k, r in results.items() if k.startswith("infer/")]
+    lines += ["", "| inference | rows/s (median) | spread | windows (s) |", "|---|---|---|---|"]
+    lines += [f"| {k} | {_fmt(r.get('rows_per_second'))} | {' – '.join(_fmt(v) for v in r.get('spread', []))} | "
+              f"{', '.join(f'{w:.1f}' for w in r.get('windows_s', []))} |" if "error" not in r
+              else f"| {k} | failed | | |" for k, r in results.items() if k.startswith("infer/")]
     return lines
 
 

@@ -1,0 +1,63 @@
+"""Our batched inference, timed in windows (bench/windows.py): the exported trace over a prepared test split,
+pass after pass, as steps.evaluate runs it (token-budget batches, the next batch built while one runs).
+
+    python bench/inference.py --model-dir DIR --data DIR [--min-seconds 10] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.windows import MIN_WINDOW_S, REPEATS, measure  # noqa: E402
+
+
+def passes(model_dir: Path, data_dir: Path):
+    """A function that scores every test row once and returns the row count (logits back on the host)."""
+    import torch
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    from steps.inference.batching import TokenMatrix
+    from steps.inference.planner import MULTIPLE, plan
+    from steps.inference.torchscript import BUDGET, load, run_batches
+
+    test = load_from_disk(str(data_dir))["test"]
+    hf = model_dir / "hf"
+    pad_id = (AutoTokenizer.from_pretrained(str(hf)).pad_token_id if hf.is_dir() else None) or 0
+    module, device, keys = load(model_dir)
+    matrix = TokenMatrix.from_dataset(test)
+    batches = plan(matrix.lengths, *BUDGET[device])
+
+    def tensors(idx):
+        batch = matrix.batch(idx, pad_id, MULTIPLE)
+        return [batch[k].pin_memory() if device == "cuda" else batch[k] for k in keys]
+
+    def one_pass() -> int:
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
+            outputs = run_batches(module, batches, tensors, device)
+            torch.cat(outputs).float().cpu()
+        return len(test)
+
+    one_pass()  # warm-up: the first call of each shape is not throughput
+    return one_pass, device
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True, help="a prepared dataset folder of one model")
+    p.add_argument("--min-seconds", type=float, default=MIN_WINDOW_S)
+    p.add_argument("--repeats", type=int, default=REPEATS)
+    args = p.parse_args()
+    one_pass, device = passes(args.model_dir, args.data)
+    print(json.dumps({**measure(one_pass, args.min_seconds, args.repeats), "device": device}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
