@@ -62,7 +62,8 @@ def test_expected_case_from_the_measured_throughput():
     the_plan = planned(EXP2, "budget.documents=40000")
     values = {"TrainInstanceType": "ml.p5.48xlarge", "TrainInstanceCount": 1}
     line = next(line for line in cost.lines(the_plan, values) if line.step == "Train-bert")
-    assert line.expected_hours == pytest.approx(0.1 + 40000 * 0.8 * 3 / (712 * 8) / 3600)
+    rate, scaling = cost.throughput()["samples_per_second_per_gpu"]["p5"]["bert-base"], cost.throughput()["scaling"]
+    assert line.expected_hours == pytest.approx(0.1 + 40000 * 0.8 * 3 / (rate["value"] * 8 * scaling["value"]) / 3600)
     assert next(line for line in cost.lines(the_plan) if line.step == "Train-bert").expected_hours is None  # g5
 
 
@@ -114,3 +115,13 @@ def test_prices_refresh_from_a_recorded_pricing_api_answer(tmp_path):
     assert written == 1 and refreshed["regions"]["us-east-1"]["ml.m5.xlarge"] == 0.231  # the training product
     assert "ml.p5.48xlarge" in missing and refreshed["regions"]["us-east-1"]["ml.p5.48xlarge"] == 113.07
     assert "Pricing API" in refreshed["_source"]
+
+
+def test_the_throughput_table_is_what_its_result_files_say():
+    table = cost.throughput()
+    for entry in [table["scaling"], *(m for family in table["samples_per_second_per_gpu"].values() for m in family.values())]:
+        data = json.loads((ROOT / entry["file"]).read_text(encoding="utf-8"))
+        for key in entry["key"]:
+            data = data[key]
+        assert data == entry["value"], entry
+    assert 0 < table["scaling"]["value"] < 1 and cost.effective_gpus(1) == 1 and cost.effective_gpus(8) < 8

@@ -61,10 +61,16 @@ def _training_expected(plan: Plan, instance_type: str, count: int) -> float | No
     docs, rates = plan.spec.budget.documents, throughput()["samples_per_second_per_gpu"].get(family(instance_type))
     if not docs or not rates:
         return None
-    rate = rates.get("bert-base")  # the one size measured; models are priced as BERT-base-sized
+    rate = rates["bert-base"]["value"]  # the one size measured; models are priced as BERT-base-sized
     gpus = throughput()["gpus_per_instance"].get(instance_type, 1) * count
     epochs = plan.spec.train.hyperparameters.epochs
-    return STARTUP_H + docs * plan.spec.data.splits.train * epochs / (rate * gpus) / 3600
+    return STARTUP_H + docs * plan.spec.data.splits.train * epochs / (rate * effective_gpus(gpus)) / 3600
+
+
+def effective_gpus(gpus: int) -> float:
+    """GPUs' worth of throughput: one GPU is one; more are discounted by the measured scaling efficiency
+    (not linear: two GPUs measured well under twice one)."""
+    return 1.0 if gpus <= 1 else gpus * throughput()["scaling"]["value"]
 
 
 def lines(plan: Plan, values: dict | None = None) -> list[Line]:
