@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests keep their data and tiny models in temporary folders outside the project; the rule that refuses
+# such folders (pipelines/spec/rules_paths.py) is tested with this unset.
+os.environ.setdefault("SMPIPE_DATA_ROOTS", str(Path(tempfile.gettempdir()).resolve()))
 for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
     os.environ.pop(key, None)
 

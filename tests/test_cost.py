@@ -125,3 +125,12 @@ def test_the_throughput_table_is_what_its_result_files_say():
             data = data[key]
         assert data == entry["value"], entry
     assert 0 < table["scaling"]["value"] < 1 and cost.effective_gpus(1) == 1 and cost.effective_gpus(8) < 8
+
+
+def test_validate_refuses_a_schedule_whose_values_lift_it_over_the_budget(capsys):
+    over = 'schedules.0.parameters={DataSource: "s3://acme-raw/tickets/latest/", TrainInstanceCount: 8}'
+    rc = main(["validate", EXP2, "budget.max_usd_per_execution=150", over])
+    err = capsys.readouterr().err
+    assert rc == 2 and "schedules[0].parameters: with these values one execution of weekly-retrain costs up to" in err
+    assert err.startswith("<command line>:1:")  # where the values were written (here: an override)
+    assert main(["validate", EXP2, "budget.max_usd_per_execution=150"]) == 0

@@ -28,8 +28,9 @@ resources:
   processing: {{instance_type: local}}
 steps: {{reconcile: false, evaluate: false, register: false, tune: {tune}}}
 train: {{hyperparameters: {{epochs: 2, batch_size: 16, precision: fp32, seed: 7}}}}
-tune: {{ranges: {{learning_rate: "1e-4->3e-3"}}, strategy: Random, max_jobs: 2, max_parallel_jobs: 2}}
 """
+TUNE = 'tune: {ranges: {learning_rate: "1e-4->3e-3"}, strategy: Random, max_jobs: 2, max_parallel_jobs: 2}\n'
+
 
 
 def cli(*args: str, env=None) -> subprocess.CompletedProcess:
@@ -50,7 +51,8 @@ def world(tmp_path_factory, tiny_model) -> dict:
     for name, tune in (("EXP-0101-spot", "false"), ("EXP-0102-spot-tuning", "true")):
         spec = root / name / "experiment.yaml"
         spec.parent.mkdir()
-        spec.write_text(SPEC.format(name=name, data=root / "raw", model=tiny_model, tune=tune), encoding="utf-8")
+        spec.write_text(SPEC.format(name=name, data=root / "raw", model=tiny_model, tune=tune)
+                        + (TUNE if tune == "true" else ""), encoding="utf-8")
         specs[name] = spec
     return {"specs": specs, "store": root / "store", "runs": root / "runs"}
 

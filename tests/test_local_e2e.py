@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -111,11 +110,24 @@ def test_broken_metric_regex_fails_the_tuning_step(experiment):
     assert "objective metric 'validation:macro_f1' matched nothing in the log" in result.stdout
 
 
+def test_a_gate_threshold_over_one_is_refused_before_anything_runs(experiment):
+    result = cli("local", str(experiment["spec"]), "--store", str(experiment["store"]), "--runs",
+                 str(experiment["runs"]), "--param", "GateThreshold=1.01")
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert "GateThreshold=1.01" in result.stderr and "gate.threshold" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and not result.stdout
+
+
 def test_unmet_gate_fails_and_registers_nothing(experiment):
-    spec: Path = experiment["spec"]
-    result = cli("local", str(spec), "--store", str(experiment["store"]), "--runs", str(experiment["runs"]),
-                 "--param", "GateThreshold=1.01")
-    assert result.returncode == 1
+    """A gate no model can pass (the definition's default raised past 1, which a spec cannot ask for) fails the
+    execution after Evaluate and registers nothing."""
+    definition = json.loads(cli("definition", str(experiment["spec"])).stdout)
+    gate = next(p for p in definition["Parameters"] if p["Name"] == "GateThreshold")
+    gate["DefaultValue"] = 1.01
+    path = experiment["root"] / "unreachable-gate.json"
+    path.write_text(json.dumps(definition))
+    result = cli("execute", str(path), "--store", str(experiment["store"]), "--runs", str(experiment["runs"]))
+    assert result.returncode == 1, result.stdout[-3000:]
     assert "Cached" in result.stdout  # nothing upstream re-ran: same arguments as the first execution
     assert "is below the threshold 1.01" in result.stdout
     assert not (experiment["runs"] / "registry" / "tiny-group" / "2.json").exists()

@@ -165,5 +165,18 @@ def test_jupyter_starts_on_localhost_with_a_token_and_the_experiment_kernel(tmp_
         with pytest.raises(urllib.error.HTTPError):  # no token, no access
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/kernelspecs", timeout=5)
     finally:
-        proc.terminate()
+        proc.terminate()  # SIGTERM to the command: JupyterLab itself must stop, not only its parent
         proc.wait(timeout=30)
+    assert_port_closed(port)
+
+
+def assert_port_closed(port: int, seconds: float = 15) -> None:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.3)
+    raise AssertionError(f"something still listens on 127.0.0.1:{port} after the command was stopped")

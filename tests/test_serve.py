@@ -92,12 +92,31 @@ def test_json_lines_and_csv_answer_one_line_per_input_line(server):
     (b'"ok"\n{broken\n', "application/jsonlines", 400, "line 2 is not JSON"),
     (b"\xff\xfe", "text/csv", 400, "not UTF-8"),
     (b'{"inputs": "' + b"x" * 60000 + b'"}', "application/json", 413, "larger than 0.05 MB"),
+    (b'{"inputs": ["fine", "\\ud800 x"]}', "application/json", 400, "text 1 holds a lone UTF-16 surrogate"),
+    (b'"ok"\n"\\udfff"\n', "application/jsonlines", 400, "text 1 holds a lone UTF-16 surrogate"),
+    (json.dumps({"inputs": ["a"] * 1001}).encode(), "application/json", 413, "1,001 texts in one request; at most 1,000"),
 ])
 def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_lives_on(server, body, content_type, status, message):
     got, kind, answer = request(server.port, "/invocations", body, content_type)
     assert got == status and kind.startswith("application/json")
     assert message in json.loads(answer)["error"]
     assert request(server.port, "/ping")[0] == 200
+
+
+def test_a_bad_request_among_concurrent_ones_fails_alone(server):
+    """Innocent requests sent at the same moment as invalid text are answered; only the bad one gets its 400."""
+    good = [r["text"] for r in make_texts(6, seed=4, words=12)]
+    bad = b'{"inputs": "\\ud800 x"}'
+
+    def send(item):
+        if item is None:
+            return request(server.port, "/invocations", bad)[0]
+        return request(server.port, "/invocations", json.dumps({"inputs": item}).encode())[0]
+
+    for _ in range(5):
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            statuses = list(pool.map(send, [None, *good, None, *good]))
+        assert statuses.count(400) == 2 and statuses.count(200) == len(statuses) - 2, statuses
 
 
 def test_concurrent_clients_are_batched_and_get_their_own_answers(server):

@@ -160,3 +160,61 @@ def test_base_templates_stay_inside_the_project_and_never_cycle(write_spec, tmp_
         load(write_spec(MINIMAL + "base: templates/a.yaml\n"))
     assert "base templates form a cycle: templates/a.yaml → templates/b.yaml → templates/a.yaml" in str(info.value)
     assert info.value.problems[0].path == "base"
+
+
+@pytest.mark.parametrize("name,value,words", [
+    ("Epochs", 0, "Epochs=0: Input should be greater than or equal to 1 (the rule of train.hyperparameters.epochs)"),
+    ("LearningRate", -0.1, "LearningRate=-0.1: Input should be greater than 0"),
+    ("LearningRate", 2, "LearningRate=2.0: Input should be less than 1"),
+    ("GateThreshold", 1.5, "GateThreshold=1.5: threshold 1.5 is outside [0, 1]"),
+    ("TrainInstanceCount", 0, "TrainInstanceCount=0: Input should be greater than or equal to 1"),
+    ("DataSource", "/data/raw", "DataSource='/data/raw' is not an s3:// URI"),
+])
+def test_run_time_values_pass_the_rule_of_the_field_they_set(write_spec, name, value, words):
+    """One rule per parameter: the same for a schedule's values as for the field in the spec (and --param)."""
+    with pytest.raises(SpecError) as info:
+        load(write_spec(sched(rate="'1 day'", parameters=f"{{{name}: {value}}}")))
+    hit = next((p for p in info.value.problems if p.path == f"schedules[0].parameters.{name}"), None)
+    assert hit is not None and words in hit.message, [str(p) for p in info.value.problems]
+    from pipelines.spec.parameters import check_values, declare
+
+    spec = load(write_spec(sched(rate="'1 day'"))).spec
+    assert any(words in m for m in check_values(declare(spec, spec.data.source), {name: value}, None))
+
+
+TUNE = "steps: {tune: true}\ntune:\n  ranges: {%s}\n"
+
+
+@pytest.mark.parametrize("ranges,words", [
+    ("batch_size: '0,16,32'", "batch_size=0: Input should be greater than or equal to 1"),
+    ("gradient_accumulation_steps: '0,2'", "gradient_accumulation_steps=0"),
+    ("warmup_ratio: '0.1->1.5'", "warmup_ratio=1.5: Input should be less than 1"),
+    ("learning_rate: '1e-5->2.0'", "learning_rate=2.0: Input should be less than 1"),
+    ("batch_size: '8.5->32.5'", "batch_size is an integer: a continuous range would give it fractions"),
+    ("weight_decay: '0->1'", "weight_decay is a decimal: an integer range gives it whole numbers only"),
+    ("precision: 'bf16,fp32'", "a half-precision choice needs a GPU instance, ml.m5.xlarge has none"),
+    ("epochs: '0,2'", "epochs=0"),
+])
+def test_every_value_a_range_can_produce_passes_the_fixed_value_rule(write_spec, ranges, words):
+    text = spec(TUNE % ranges + "resources: {training: {instance_type: ml.m5.xlarge}}\n")
+    with pytest.raises(SpecError) as info:
+        load(write_spec(text))
+    hit = next((p for p in info.value.problems if words in p.message), None)
+    assert hit is not None and hit.path.startswith("tune.ranges."), [str(p) for p in info.value.problems]
+
+
+def test_a_range_may_not_silently_replace_a_models_own_value(write_spec):
+    text = spec(TUNE % "learning_rate: '1e-5->5e-5'", model="models:\n  - {name: bert, source: "
+                "s3://bucket-a/models/bert/, hyperparameters: {learning_rate: 0.0001}}\n")
+    with pytest.raises(SpecError, match="would replace it in every trial") as info:
+        load(write_spec(text))
+    assert any(p.path == "models[0].hyperparameters.learning_rate" for p in info.value.problems)
+
+
+def test_a_tune_section_with_tuning_off_is_refused(write_spec):
+    with pytest.raises(SpecError, match="steps.tune is off"):
+        load(write_spec(spec("tune:\n  ranges: {learning_rate: '1e-5->5e-5'}\n")))
+
+
+def test_valid_ranges_are_accepted(write_spec):
+    load(write_spec(spec(TUNE % "learning_rate: '1e-5->5e-5', batch_size: '16,32', warmup_ratio: '0.0->0.2'")))

@@ -101,8 +101,10 @@ def test_bench_summary_computes_ratios_against_the_targets(tmp_path):
     assert summary["inference docs: ours / batch-1 TorchScript (rows/s)"]["value"] == pytest.approx(30.0)
     assert summary["train full512: ours / Trainer bf16 (samples/s)"]["met"] is None  # one side missing: no verdict
     env = {"date": "2026-11-22T00:00:00", "gpus": ["NVIDIA H200"], "torch": "2", "cuda": "13", "transformers": "5",
-           "accelerate": "1", "python": "3.12", "cpus": 16, "side_by_side": False, "quick": False}
+           "accelerate": "1", "python": "3.12", "cpus": 16, "side_by_side": False, "quick": False,
+           "result": str(tmp_path / "2026-11-22-abc-h200-gpu.json")}
     path = report.write(tmp_path, env, results, summary, {"full128": (128, 64, 170, 120)})
+    assert path == tmp_path / "2026-11-22-abc-h200-gpu"  # the run's own file, named when it started
     assert json.loads(path.with_suffix(".json").read_text())["summary"] == summary
     md = path.with_suffix(".md").read_text()
     assert "| 2-GPU scaling full128 | 0.88 | ≥ 0.92 | no |" in md and "failed: boom" in md

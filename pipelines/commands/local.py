@@ -66,9 +66,7 @@ def _environment(args):
 
 
 def cmd_jupyter(args) -> int:
-    import subprocess
-
-    from pipelines.local.tools.environment import docker_command, install_kernel, jupyter_command, new_token
+    from pipelines.local.tools.environment import become, docker_command, install_kernel, jupyter_command, new_token
 
     plan, env = _environment(args)
     token = new_token()
@@ -76,28 +74,25 @@ def cmd_jupyter(args) -> int:
     if args.docker:
         inner = ["python3", "-m", "jupyterlab", "--ip", "0.0.0.0", "--port", "8888", "--no-browser", "--allow-root",
                  f"--IdentityProvider.token={token}"]
-        return subprocess.run(docker_command(plan, env, inner), check=False).returncode
+        become(docker_command(plan, env, inner))
     kernel = install_kernel(plan, env)
     print(f"JupyterLab on http://127.0.0.1:{args.port}/lab?token={token} (kernel {kernel!r}); Ctrl-C stops it",
           flush=True)
-    return subprocess.run(inner, env={**__import__("os").environ, **env}, cwd=env["SMPIPE_EXPERIMENT_DIR"],
-                          check=False).returncode
+    become(inner, env, Path(env["SMPIPE_EXPERIMENT_DIR"]))
 
 
 def cmd_terminal(args) -> int:
     import os
-    import subprocess
 
-    from pipelines.local.tools.environment import docker_command
+    from pipelines.local.tools.environment import become, docker_command
 
     plan, env = _environment(args)
     shell = ["bash", "-c", args.command] if args.command else [os.environ.get("SHELL", "bash")]
     if args.docker:
-        return subprocess.run(docker_command(plan, env, shell), check=False).returncode
+        become(docker_command(plan, env, shell))
     print("try: python -m steps.train --help; exit leaves this environment", flush=True)
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    return subprocess.run(shell, env={**os.environ, **env, "PATH": path}, cwd=env["SMPIPE_EXPERIMENT_DIR"],
-                          check=False).returncode
+    become(shell, {**env, "PATH": path}, Path(env["SMPIPE_EXPERIMENT_DIR"]))
 
 
 def _run_options(p) -> None:

@@ -146,6 +146,22 @@ def refuse_over_budget(plan: Plan, values: dict | None = None, where: str = "") 
                                  "raise the cap")])
 
 
+def refuse_schedules_over_budget(plan: Plan) -> None:
+    """A schedule's parameter values (bigger instances, more of them) may lift its executions over the cap."""
+    cap = plan.spec.budget.max_usd_per_execution
+    problems = []
+    for i, schedule in enumerate(plan.spec.schedules):
+        if cap is None or not schedule.parameters:
+            continue
+        worst = total(lines(plan, {k: str(v) for k, v in schedule.parameters.items()}), "worst_usd")
+        if worst is not None and worst > cap:
+            problems.append(plan.problem(("schedules", i, "parameters"), f"with these values one execution of "
+                                         f"{schedule.name} costs up to ${worst:,.2f}, over budget.max_usd_per_execution "
+                                         f"${cap:,.2f}", "choose smaller instances or fewer of them, or raise the cap"))
+    if problems:
+        raise SpecError(problems)
+
+
 def monthly(plan: Plan, per_execution: float | None) -> list[tuple[str, float, float | None]]:
     """(schedule name, executions per month, USD per month)."""
     out = []

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from pipelines import ROOT
-from pipelines.spec import rules, rules_notebooks, udf_check
+from pipelines.spec import rules, rules_notebooks, rules_paths, udf_check
 from pipelines.spec.errors import Problem, SpecError, fail, shown
 from pipelines.spec.experiment import Experiment
 from pipelines.spec.yaml_source import Sourced, dotted, load_text, parse_value, read_text
@@ -50,9 +50,21 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loade
     problems = rules.check(spec, sourced)
     problems += udf_check.check(spec, path.parent, sourced)
     problems += rules_notebooks.check(spec, path.parent, sourced)
+    problems += _paths(spec, root, sourced)
     if problems:
         raise SpecError(problems)
     return Loaded(spec=spec, path=path, root=root, sourced=sourced)
+
+
+def _paths(spec, root: Path, doc: Sourced) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(loc: tuple, message: str, hint: str = "") -> None:
+        file, line, col = doc.where(loc)
+        problems.append(Problem(file, line, col, dotted(loc), message, hint))
+
+    rules_paths.check(spec, root, add)
+    return problems
 
 
 def _label(path: Path) -> str:
@@ -71,7 +83,10 @@ def _with_base(path: Path, label: str, root: Path, chain: tuple[Path, ...] = ())
     where = {"line": base_pos[1], "column": base_pos[2], "path": "base"}
     if len(chain) > 4 or not isinstance(base, str):
         raise fail(label, "base must be one template path (nesting at most 5 deep)", **where)
-    base_path = next((p.resolve() for p in (path.parent / base, root / base) if p.is_file()), None)
+    if len(base) > rules_paths.MAX_PATH or any(len(part) > 255 for part in base.split("/")):
+        raise fail(label, f"a base path of {len(base):,} characters is not a file any file system holds", **where,
+                   hint="give the template's path relative to the experiment folder or the project root")
+    base_path = next((p.resolve() for p in (path.parent / base, root / base) if _is_file(p)), None)
     if base_path is None:
         raise fail(label, f"base template {shown(base)} not found", **where,
                    hint=f"paths are relative to the experiment folder or to {root}")
@@ -85,6 +100,13 @@ def _with_base(path: Path, label: str, root: Path, chain: tuple[Path, ...] = ())
         raise fail(label, f"base templates form a cycle: {cycle}", **where, hint="remove one base: line")
     parent = _with_base(base_path, _label(base_path), root, seen)
     return _merge(parent, doc)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name the file system refuses (too long, invalid): not a file
+        return False
 
 
 def _merge(base: Sourced, top: Sourced) -> Sourced:

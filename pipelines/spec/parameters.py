@@ -10,8 +10,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from pipelines.spec.errors import Problem, SpecError, fail
-from pipelines.spec.experiment import Experiment
+from pipelines.spec.experiment import Experiment, Gate, Hyperparameters, Resources
 from pipelines.spec.gpu_runtime import image_problem
 from pipelines.spec.instance_types import api_enum, has_local_storage
 
@@ -94,13 +96,38 @@ def check_values(declared: dict[str, Parameter], values: dict[str, object], kms_
     return problems
 
 
+# The spec field each parameter sets: a value given at run time (a schedule's parameters, --param) passes the
+# same rule as the field written in the spec.
+FIELD_RULES = {"Epochs": (Hyperparameters, "epochs", "train.hyperparameters.epochs"),
+               "LearningRate": (Hyperparameters, "learning_rate", "train.hyperparameters.learning_rate"),
+               "GateThreshold": (Gate, "threshold", "gate.threshold"),
+               "TrainInstanceCount": (Resources, "instance_count", "resources.training.instance_count")}
+URI_PARAMETERS = ("DataSource", "TransformSource")
+
+
+def _field_rule(name: str, typed) -> str | None:
+    if name in URI_PARAMETERS and not (str(typed).startswith("s3://") and len(str(typed)) > 5):
+        return (f"{name}={typed!r} is not an s3:// URI: a job reads its input from S3 (a local folder is staged "
+                f"only when the spec names it)")
+    if name not in FIELD_RULES:
+        return None
+    model, field, where = FIELD_RULES[name]
+    try:
+        model.__pydantic_validator__.validate_assignment(model.model_construct(), field, typed)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        return f"{name}={typed}: {message} (the rule of {where})"
+    return None
+
+
 def _check_one(param: Parameter, value, kms_key: str | None) -> list[str]:
     try:
         typed = CASTS[param.type](value)
     except (TypeError, ValueError):
         return [f"{param.name}={value!r} is not a{'n' if param.type == 'Integer' else ''} {param.type}"]
-    if param.type == "Integer" and param.name == "TrainInstanceCount" and not 1 <= typed <= 100:
-        return [f"TrainInstanceCount={typed} is outside 1..100"]
+    rule = _field_rule(param.name, typed)
+    if rule:
+        return [rule]
     if param.name in INSTANCE_PARAMETERS and image_problem(str(typed)):  # before the enum: it says why
         return [f"{param.name}={typed}: {image_problem(str(typed))}"]
     if param.enum is not None and typed not in param.enum:

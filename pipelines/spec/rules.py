@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from pipelines.spec import ranges, rules_aws, rules_runtime, secrets_check
+from pipelines.spec import ranges, rules_aws, rules_runtime, rules_tuning, secrets_check
 from pipelines.spec.errors import Problem
 from pipelines.spec.experiment import HYPERPARAMETER_NAMES, Experiment, Hyperparameters
 from pipelines.spec.instance_types import api_enum, is_gpu_instance
@@ -26,6 +26,7 @@ def check(spec: Experiment, doc: Sourced) -> list[Problem]:
     _steps(spec, add)
     _models(spec, add)
     _tuning(spec, add)
+    rules_tuning.check(spec, add)
     _metrics(spec, add)
     _resources(spec, add)
     _schedules(spec, add)

@@ -19,11 +19,19 @@ def max_body_mb() -> float:
 MAX_BODY_MB = max_body_mb()
 
 
+def max_texts() -> int:
+    """Texts one endpoint request may hold (SMPIPE_SERVE_MAX_TEXTS, 0 = any): one request must not hold the
+    model for everyone. A batch transform's records are bounded by its MaxPayloadInMB instead."""
+    if os.environ.get("SAGEMAKER_BATCH") == "true":
+        return int(os.environ.get("SMPIPE_SERVE_MAX_TEXTS", "0"))
+    return int(os.environ.get("SMPIPE_SERVE_MAX_TEXTS", "1000"))
+
+
 def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
-    from steps.serving.batcher import Batcher
+    from steps.serving.batcher import Batcher, ClientGone
     from steps.serving.formats import BadRequest, parse, render
     from steps.serving.model import Predictor
 
@@ -34,6 +42,7 @@ def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
     gc.collect()
     gc.freeze()
     batcher = Batcher(predictor, max_wait=max_wait)
+    limit = max_texts()
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -60,10 +69,15 @@ def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
             if max(declared, len(body)) > MAX_BODY_MB * 2**20:
                 raise BadRequest(413, f"the body is larger than {MAX_BODY_MB:g} MB; send fewer texts per request")
             texts, kind = parse(body, request.headers.get("content-type"))
+            if limit and len(texts) > limit:
+                raise BadRequest(413, f"{len(texts):,} texts in one request; at most {limit:,} "
+                                      "(SMPIPE_SERVE_MAX_TEXTS): send them in several requests")
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         try:
-            predictions = await batcher.predict(texts)
+            predictions = await batcher.predict(texts, request.is_disconnected)
+        except ClientGone as exc:  # nobody reads this answer; said for the log
+            return JSONResponse({"error": str(exc)}, status_code=499)
         except Exception as exc:  # noqa: BLE001 - out of memory, a stopped model process: the client learns why
             return JSONResponse({"error": f"the model could not score this request: {exc}"}, status_code=500)
         content, media = render(predictions, kind, request.headers.get("accept"))

@@ -20,6 +20,21 @@ from steps.serving.model import Encoded, Predictor
 Taken = list[tuple[list[str], asyncio.Future]]
 
 
+class ClientGone(Exception):
+    """The connection of a request in parts closed: its remaining parts were not scored."""
+
+
+def release_memory() -> None:
+    """glibc keeps freed heap pages in its arenas, so a server's resident memory stays at the peak of its
+    largest request; malloc_trim returns them. A no-op where the C library is not glibc."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class Batcher:
     def __init__(self, predictor: Predictor, max_wait: float = 0.0):
         self.predictor, self.max_wait = predictor, max_wait
@@ -44,7 +59,23 @@ class Batcher:
         for pool in (self.encode_thread, self.model_thread):
             pool.shutdown(wait=False)
 
-    async def predict(self, texts: list[str]) -> list[dict]:
+    async def predict(self, texts: list[str], gone=None) -> list[dict]:
+        """A request larger than one batch goes in parts, each queued when the one before is answered: a small
+        request sent meanwhile waits for one part, not for the whole of it. ``gone``: an async callable that
+        says the client has closed its connection; the parts not yet queued are then dropped."""
+        if len(texts) <= self.max_texts:
+            return await self._queued(texts)
+        out: list[dict] = []
+        try:
+            for start in range(0, len(texts), self.max_texts):
+                if start and gone is not None and await gone():
+                    raise ClientGone(f"the client left after {start:,} of {len(texts):,} texts")
+                out += await self._queued(texts[start:start + self.max_texts])
+        finally:
+            release_memory()  # the parts' tensors are gone: give their pages back to the system
+        return out
+
+    async def _queued(self, texts: list[str]) -> list[dict]:
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((texts, future))
         return await future
@@ -68,8 +99,8 @@ class Batcher:
             try:
                 encoded = await loop.run_in_executor(self.encode_thread, self.predictor.encode,
                                                      [t for texts, _ in taken for t in texts])
-            except Exception as exc:  # noqa: BLE001 - every waiting request gets the error, the server lives on
-                self._settle(taken, [exc] * len(taken))
+            except Exception as exc:  # noqa: BLE001 - the server lives on; the bad request alone fails
+                await self._failed(taken, exc)
                 continue
             await slots.acquire()  # a local model runs one batch at a time: the next one grows meanwhile
             task = loop.create_task(self._complete(taken, encoded))
@@ -87,11 +118,31 @@ class Batcher:
                 results.append(predictions[start:start + len(texts)])
                 start += len(texts)
         except Exception as exc:  # noqa: BLE001 - as above
-            results = [exc] * len(taken)
+            await self._failed(taken, exc)
+            return
         self._settle(taken, results)
+
+    async def _failed(self, taken: Taken, exc: Exception) -> None:
+        """A batch failed: with one request, that request fails; with several, each runs again on its own,
+        so only the one that cannot be scored fails and its neighbours are answered."""
+        if len(taken) == 1:
+            self._settle(taken, [exc])
+            return
+        loop = asyncio.get_running_loop()
+        for texts, future in taken:
+            try:
+                encoded = await loop.run_in_executor(self.encode_thread, self.predictor.encode, texts)
+                result = await loop.run_in_executor(self.model_thread, self.predictor.predict_encoded, encoded)
+            except Exception as alone:  # noqa: BLE001 - this request's own failure
+                result = alone
+            self._settle([(texts, future)], [result])
 
     def _settle(self, taken: Taken, results: list) -> None:
         self.batches, self.requests = self.batches + 1, self.requests + len(taken)
         for (_, future), result in zip(taken, results, strict=True):
-            if not future.done():
-                (future.set_exception if isinstance(result, Exception) else future.set_result)(result)
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

@@ -47,7 +47,19 @@ def parse(body: bytes, content_type: str | None) -> tuple[list[str], str]:
     texts = {JSON: _json, JSONLINES: _jsonlines, CSV: _csv}[kind](text)
     if not texts:
         raise BadRequest(400, "no texts in the request")
+    _encodable(texts)
     return texts, kind
+
+
+def _encodable(texts: list[str]) -> None:
+    """JSON can spell a lone UTF-16 surrogate (\\ud800) that no tokenizer can encode: refused here, for this
+    request alone, before it is batched with anyone else's."""
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadRequest(400, f"text {i} holds a lone UTF-16 surrogate at character {exc.start} "
+                                  f"({text[exc.start]!r}), which is not a character; send valid Unicode") from None
 
 
 def _json(text: str) -> list[str]:

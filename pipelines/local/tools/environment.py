@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from pipelines import ROOT
 from pipelines.compile.plan import Plan
@@ -85,6 +86,17 @@ def jupyter_command(plan: Plan, port: int, token: str) -> list[str]:
     return [sys.executable, "-m", "jupyterlab", "--ip", "127.0.0.1", "--port", str(port), "--no-browser",
             f"--ServerApp.root_dir={_folder(plan)}", f"--IdentityProvider.token={token}",
             "--ServerApp.port_retries=0"] + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
+
+
+def become(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> NoReturn:
+    """Replace this process with ``command`` (exec): Ctrl-C, SIGTERM or a closed terminal reach JupyterLab, the
+    shell or docker itself, never a parent that dies and leaves its child running."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if cwd is not None:
+        os.chdir(cwd)
+    program = shutil.which(command[0], path=(env or os.environ).get("PATH")) or command[0]
+    os.execve(program, command, {**os.environ, **(env or {})})
 
 
 def docker_command(plan: Plan, env: dict[str, str], inner: list[str]) -> list[str]:
