@@ -28,6 +28,7 @@ from steps.core.common import (
     window_settings,
     write_json,
 )
+from steps.core.compare import EXACT_BELOW, mcnemar, mcnemar_p  # noqa: F401 - their home before compare.py
 from steps.inference import torchscript
 
 
@@ -68,32 +69,6 @@ def per_label(labels, predictions, names: list[str]) -> dict:
     p, r, f, s = precision_recall_fscore_support(labels, predictions, labels=list(range(len(names))), zero_division=0)
     return {n: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
             for i, n in enumerate(names)}
-
-
-EXACT_BELOW = 25  # discordant pairs: under this the exact binomial form, from it the chi-square form
-
-
-def mcnemar(correct_a, correct_b) -> dict:
-    """McNemar's test on the paired per-document outcomes of two models (two-sided): the exact binomial form
-    for fewer than 25 discordant documents, the chi-square form with continuity correction from 25 on."""
-    import numpy as np
-
-    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
-    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-    return {"only_best_correct": only_a, "only_other_correct": only_b, **mcnemar_p(only_a, only_b)}
-
-
-def mcnemar_p(only_a: int, only_b: int) -> dict:
-    from scipy.stats import binomtest, chi2
-
-    n = only_a + only_b
-    if n == 0:
-        return {"p_value": 1.0, "method": "no discordant documents"}
-    if n < EXACT_BELOW:
-        return {"p_value": float(binomtest(only_a, n, 0.5).pvalue), "method": "exact binomial"}
-    statistic = (abs(only_a - only_b) - 1) ** 2 / n
-    return {"p_value": float(chi2.sf(statistic, 1)), "method": "chi-square, continuity corrected",
-            "statistic": statistic}
 
 
 def confusion_png(labels, predictions, names: list[str], title: str, path: Path) -> None:
@@ -144,16 +119,22 @@ def evaluate_model(args, name: str, names: list[str]) -> dict:
 
 def report_md(evaluation: dict, names: list[str]) -> str:
     key = evaluation["objective"]
-    lines = [f"# Evaluation: {evaluation['experiment']}", "", f"Objective: `{key}`. Best model: "
+    lines = [f"# Evaluation: {evaluation['experiment']}", ""]
+    if evaluation["flags"]:
+        lines += ["**Look first:**", "", *[f"- {flag}" for flag in evaluation["flags"]], ""]
+    lines += [f"Objective: `{key}`. Best model: "
              f"**{evaluation['best']['model']}**.", "", "| rank | model | accuracy | macro F1 | weighted F1 | docs/s |",
              "|---|---|---|---|---|---|"]
     for rank, row in enumerate(evaluation["leaderboard"], start=1):
         m = row["metrics"]
         lines.append(f"| {rank} | {row['model']} | {m['test_accuracy']:.4f} | {m['test_macro_f1']:.4f} | "
                      f"{m['test_weighted_f1']:.4f} | {row['rows_per_second']:.0f} |")
-    for cmp in evaluation["comparisons"]:
-        lines.append(f"\nMcNemar {evaluation['best']['model']} vs {cmp['other']}: p = {cmp['p_value']:.4g} "
-                     f"({cmp['only_best_correct']} vs {cmp['only_other_correct']} discordant documents, {cmp['method']})")
+    if evaluation["pairwise"]:
+        lines += ["", f"McNemar's test for every pair of models on the same documents; p adjusted with Holm's "
+                  f"correction over the {len(evaluation['pairwise'])} pair(s).", "",
+                  "| model A | model B | only A right | only B right | p | p (Holm) | method |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {t['a']} | {t['b']} | {t['only_a_correct']} | {t['only_b_correct']} | {t['p_value']:.4g} | "
+                  f"{t['p_holm']:.4g} | {t['method']} |" for t in evaluation["pairwise"]]
     for name, model in evaluation["models"].items():
         lines += ["", f"## {name}", "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         lines += [f"| {label} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
@@ -178,6 +159,7 @@ def main(argv=None) -> int:
             raise StepError(f"models {best} and {other} were not evaluated on the same documents")
         comparisons.append({"other": other, **mcnemar(results[best]["correct"], results[other]["correct"])})
     from steps.core.common import experiment_name
+    from steps.core.compare import flags, pairwise
 
     evaluation = {
         "experiment": experiment_name(), "objective": args.objective, "labels": names,
@@ -187,6 +169,8 @@ def main(argv=None) -> int:
         "models": {n: {k: v for k, v in r.items() if k not in ("correct", "doc_ids", "tar", "folder", "predicted", "true")}
                    for n, r in results.items()},
         "comparisons": comparisons,
+        "pairwise": pairwise({n: results[n]["correct"] for n in ranked}, ranked),
+        "flags": flags(results, names),
     }
     write_json(args.output / contract.EVALUATION_FILE, evaluation)
     with (args.output / "predictions.jsonl").open("w", encoding="utf-8") as fh:  # per document, for error analysis

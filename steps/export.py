@@ -105,6 +105,21 @@ def export_all(model, keys: list[str], batches: list[tuple], args) -> tuple[dict
     return traced, reports
 
 
+def quiet_for_tracing(model):
+    """torch.jit.trace reads every attribute of every submodule, properties included: the encoder inside a
+    classifier has no loss of its own, and its `loss_function` property then warns of a causal-LM loss, and a
+    deprecated property warns too. Neither is used by a traced forward pass, so neither is read."""
+    import warnings
+
+    from transformers import PreTrainedModel
+
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel) and getattr(module, "loss_type", None) is None:
+            module.loss_function = None  # the setter: the property returns it without guessing a loss
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    return model
+
+
 def main(argv=None) -> int:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -114,7 +129,8 @@ def main(argv=None) -> int:
     if not (hf_dir / "config.json").is_file():
         raise StepError(f"{hf_dir} has no trained model (config.json missing): run steps.train first")
     tokenizer = AutoTokenizer.from_pretrained(str(hf_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(str(hf_dir), attn_implementation="sdpa").eval()
+    model = quiet_for_tracing(AutoModelForSequenceClassification.from_pretrained(str(hf_dir),
+                                                                                 attn_implementation="sdpa").eval())
     keys = list(udf.function("ordered_model_input_keys")(tokenizer))
     batches = parity_batches(args, tokenizer.pad_token_id or 0, keys)
     traced, reports = export_all(model, keys, batches, args)

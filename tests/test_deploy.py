@@ -55,8 +55,8 @@ def test_a_newer_approved_version_updates_the_endpoint_in_place():
     import boto3
     from botocore.stub import ANY, Stubber
 
-    the_plan = plan(load(SPEC + "/experiment.yaml", ["deploy.serverless={memory_mb: 2048}", "aws.subnets=[]",
-                                                     "aws.security_groups=[]"]))
+    the_plan = plan(load(SPEC + "/experiment.yaml", ["deploy.serverless={memory_mb: 2048, without_kms_key: true}",
+                                                     "aws.subnets=[]", "aws.security_groups=[]"]))
     client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
     package = {"ModelPackageArn": "arn:aws:sagemaker:us-east-1:111122223333:model-package/ticket-router/4",
                "ModelPackageVersion": 4, "ModelApprovalStatus": "Approved", "ModelPackageName": "ticket-router",
@@ -73,6 +73,13 @@ def test_a_newer_approved_version_updates_the_endpoint_in_place():
                                             "CreationTime", "ModelPackageStatus")}
         stub.add_response("list_model_packages", {"ModelPackageSummaryList": [summary]})
         stub.add_response("describe_model_package", package, {"ModelPackageName": package["ModelPackageArn"]})
+        endpoint_arn = "arn:aws:sagemaker:us-east-1:111122223333:endpoint/z"
+        old = {"EndpointName": n["endpoint"], "EndpointArn": endpoint_arn, "EndpointConfigName": "old-rt",
+               "EndpointStatus": "InService", "CreationTime": "2026-11-29", "LastModifiedTime": "2026-11-29"}
+        stub.add_response("describe_endpoint", old, {"EndpointName": n["endpoint"]})
+        stub.add_response("describe_endpoint", old, {"EndpointName": n["endpoint"]})
+        stub.add_response("list_tags", {"Tags": [{"Key": "smpipe:experiment", "Value": the_plan.spec.name}]},
+                          {"ResourceArn": endpoint_arn})
         stub.add_client_error("describe_model", **missing)
         stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:111122223333:model/x"}, {
                           "ModelName": n["model"], "ExecutionRoleArn": ANY,
@@ -83,11 +90,6 @@ def test_a_newer_approved_version_updates_the_endpoint_in_place():
             "EndpointConfigName": n["config"], "Tags": ANY, "ProductionVariants": [{
                 "VariantName": "AllTraffic", "ModelName": n["model"],
                 "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}]})
-        endpoint_arn = "arn:aws:sagemaker:us-east-1:111122223333:endpoint/z"
-        old = {"EndpointName": n["endpoint"], "EndpointArn": endpoint_arn, "EndpointConfigName": "old-rt",
-               "EndpointStatus": "InService", "CreationTime": "2026-11-29", "LastModifiedTime": "2026-11-29"}
-        stub.add_response("describe_endpoint", old, {"EndpointName": n["endpoint"]})
-        stub.add_response("describe_endpoint", old, {"EndpointName": n["endpoint"]})
         stub.add_response("update_endpoint", {"EndpointArn": endpoint_arn},
                           {"EndpointName": n["endpoint"], "EndpointConfigName": n["config"]})
         done = deploy(the_plan, type("C", (), {"sagemaker": client})(), version=4)
@@ -114,3 +116,23 @@ def test_a_gpu_endpoint_gets_an_ami_whose_driver_runs_the_image(instance_type, a
     the_plan = plan(load(SPEC + "/experiment.yaml", [f"deploy.instance_type={instance_type}"]))
     assert _variant(the_plan, "m").get("InferenceAmiVersion") == ami
     assert _environment(the_plan)["SMPIPE_INSTANCE_TYPE"] == instance_type  # the launcher's GPU check reads it
+
+
+def test_an_endpoint_another_experiment_made_is_neither_replaced_nor_deleted(aws, capsys):  # noqa: F811
+    sm = aws.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName="ticket-router")
+    register(sm, "exec-eee555", approved=True)
+    sm.create_model(ModelName="theirs", ExecutionRoleArn="arn:aws:iam::111122223333:role/x",
+                    PrimaryContainer={"Image": IMAGE})
+    sm.create_endpoint_config(EndpointConfigName="theirs-rt", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "theirs", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1}])
+    for owner, words in (([{"Key": "smpipe:experiment", "Value": "EXP-0009-other"}], "made by experiment EXP-0009-other"),
+                         ([], "made by no smpipe experiment")):
+        sm.create_endpoint(EndpointName="EXP-0002-bert-vs-distilbert", EndpointConfigName="theirs-rt", Tags=owner)
+        for command in ("deploy", "undeploy"):
+            rc, out, err = cli(capsys, command, SPEC)
+            assert rc == 1 and words in err and "nothing was changed" in err, (command, out, err)
+        endpoint = sm.describe_endpoint(EndpointName="EXP-0002-bert-vs-distilbert")
+        assert endpoint["EndpointConfigName"] == "theirs-rt"  # still theirs, still there
+        assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["theirs"]  # nothing of ours was created
+        sm.delete_endpoint(EndpointName="EXP-0002-bert-vs-distilbert")

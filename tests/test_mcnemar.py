@@ -49,3 +49,46 @@ def test_counts_come_from_the_paired_outcomes():
     assert result["p_value"] == pytest.approx(exact_two_sided(3, 1))
     assert mcnemar([True, False], [True, False]) == {"only_best_correct": 0, "only_other_correct": 0,
                                                       "p_value": 1.0, "method": "no discordant documents"}
+
+
+def test_holm_adjusts_step_down_and_stays_monotone():
+    from steps.core.compare import holm
+
+    # sorted 0.01, 0.02, 0.04 over 3 pairs: 3×0.01, max(0.03, 2×0.02), max(0.04, 1×0.04)
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []
+
+
+def test_every_pair_of_models_is_compared_with_the_correction_stated():
+    from steps.core.compare import pairwise
+
+    correct = {"a": [True] * 30 + [False] * 5, "b": [False] * 30 + [True] * 5, "c": [True] * 35}
+    tests = pairwise(correct, ["c", "a", "b"])
+    assert [(t["a"], t["b"]) for t in tests] == [("c", "a"), ("c", "b"), ("a", "b")]
+    ab = tests[2]
+    assert (ab["only_a_correct"], ab["only_b_correct"]) == (30, 5)
+    assert ab["p_value"] == mcnemar_p(30, 5)["p_value"] and ab["p_holm"] >= ab["p_value"]
+    assert all(t["p_holm"] <= 1 for t in tests)
+
+
+def test_flags_name_labels_a_model_never_predicts_or_scores_zero_on():
+    from steps.core.compare import flags
+
+    names = ["x", "y", "z"]
+
+    def result(true, predicted):
+        from steps.evaluate import per_label
+
+        return {"true": true, "predicted": predicted, "per_label": per_label(true, predicted, names)}
+
+    true = [0, 0, 1, 1, 2, 2]
+    out = flags({"one-class": result(true, [0] * 6), "fine": result(true, true),
+                 "no-z": result(true, [0, 0, 1, 1, 1, 0])}, names)
+    assert "one-class predicts one class for every document (x)" in out
+    assert "no-z never predicts z (2 test documents)" in out and "one-class never predicts z (2 test documents)" in out
+    assert not any(line.startswith("fine") for line in out)
+    assert not any("fails in every model" in line for line in out)  # `fine` gets z right
+    every = flags({"m1": result(true, [0, 0, 1, 1, 0, 1]), "m2": result(true, [0, 0, 1, 1, 1, 1])}, names)
+    assert every[0] == "z fails in every model (never predicted or F1 = 0): check its labels and its data"
+    assert flags({"fine": result(true, true)}, names) == []

@@ -83,7 +83,10 @@ def test_json_lines_and_csv_answer_one_line_per_input_line(server):
 @pytest.mark.parametrize(("body", "content_type", "status", "message"), [
     (b"text", "text/plain", 415, "content type 'text/plain' is not supported"),
     (b"", "application/json", 400, "the request body is empty"),
-    (b"{not json", "application/json", 400, "invalid JSON at line 1, column 2"),
+    (b"{not json", "application/json", 400, "the body is not JSON: Expecting property name"),
+    (b'{"inputs": ["a"], "n": ' + b"7" * 5000 + b"}", "application/json", 400, "holds a number too long to read"),
+    (b"[" * 20000 + b"]" * 20000, "application/json", 400, "is nested too deeply to read"),
+    (b'"ok"\n' + b"9" * 5000 + b"\n", "application/jsonlines", 400, "line 2 holds a number too long"),
     (b'{"text": "a"}', "application/json", 400, 'needs an "inputs" field'),
     (b'{"inputs": ["a", 3]}', "application/json", 400, '"inputs"[1] is int, not a string'),
     (b'{"inputs": {"a": 1}}', "application/json", 400, "must be a string or a list of strings, not dict"),

@@ -218,3 +218,18 @@ def test_a_tune_section_with_tuning_off_is_refused(write_spec):
 
 def test_valid_ranges_are_accepted(write_spec):
     load(write_spec(spec(TUNE % "learning_rate: '1e-5->5e-5', batch_size: '16,32', warmup_ratio: '0.0->0.2'")))
+
+
+def test_an_unset_stride_follows_max_length_and_a_set_one_says_what_works(write_spec):
+    model = "models:\n  - {{name: m, source: 's3://bucket-a/m/', max_length: {n}, long_documents: sliding{extra}}}\n"
+    head = "name: EXP-0042-minimal\nregister: {group: g}\ndata: {source: 's3://bucket-a/raw/'}\n"
+    for max_length, stride in ((128, 32), (96, 24), (256, 64), (4096, 64)):
+        loaded = load(write_spec(head + model.format(n=max_length, extra="")))
+        assert loaded.spec.models[0].stride == stride, max_length
+    with pytest.raises(SpecError) as info:
+        load(write_spec(head + model.format(n=128, extra=", stride: 64")))
+    problem = next(p for p in info.value.problems if p.path == "models[0].stride")
+    assert "stride 64 must be less than half of max_length 128" in problem.message
+    assert "at most 63; leave stride out for 32" in problem.hint
+    head_only = load(write_spec(head + "models:\n  - {name: m, source: 's3://bucket-a/m/', max_length: 96}\n"))
+    assert head_only.spec.models[0].stride == 64  # unused without sliding: definitions stay as they were

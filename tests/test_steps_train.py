@@ -57,6 +57,7 @@ def launch_training(tmp: Path, prepared: Path, tiny_model: Path, name: str, env=
 
 def test_training_job_trains_exports_and_reports(tmp_path, prepared, tiny_model):
     opt_ml, log = launch_training(tmp_path, prepared, tiny_model, "a")
+    assert "ForCausalLMLoss" not in log, log[-3000:]  # a causal-LM warning on a classifier reads like a bug
     model_dir = opt_ml / "model"
     assert (model_dir / "model.pt").is_file() and (model_dir / "hf" / "config.json").is_file()
     assert json.loads((model_dir / "labels.json").read_text())["labels"] == ["cooking", "space", "sports"]
@@ -167,7 +168,12 @@ def test_evaluate_compares_models_on_the_same_test_set(tmp_path, prepared, tiny_
     assert cmp["p_value"] == mcnemar_p(cmp["only_best_correct"], cmp["only_other_correct"])["p_value"]
     documents = sum(v["support"] for v in evaluation["models"]["a"]["per_label"].values())
     assert 0 <= cmp["only_best_correct"] + cmp["only_other_correct"] <= documents
-    assert (out / "report.md").read_text().startswith("# Evaluation")
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Evaluation") and "Holm's correction over the 1 pair(s)" in report
+    pair = evaluation["pairwise"][0]
+    assert (pair["a"], pair["b"]) == tuple(row["model"] for row in evaluation["leaderboard"])
+    assert pair["p_value"] == cmp["p_value"] == pair["p_holm"]  # one pair: nothing to correct
+    assert isinstance(evaluation["flags"], list) and all(f"- {flag}" in report for flag in evaluation["flags"])
     assert (out / "confusion_a.png").is_file()
     assert (best / "model.tar.gz").read_bytes() == (models / evaluation["best"]["model"] / "model.tar.gz").read_bytes()
 

@@ -105,10 +105,33 @@ def _environment(plan: Plan) -> dict[str, str]:
     return env
 
 
+def _check_owner(plan: Plan, clients: Clients, endpoint: dict) -> None:
+    """An existing endpoint of this name must carry this experiment's tag: deploy replaces its model and
+    undeploy deletes it, so one that another experiment (or someone by hand) made is left alone."""
+    sm = clients.sagemaker
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=endpoint["EndpointArn"]).get("Tags", [])}
+    owner = tags.get("smpipe:experiment")
+    if owner != plan.spec.name:
+        made_by = f"experiment {owner}" if owner else "no smpipe experiment (no smpipe:experiment tag)"
+        raise AwsError(f"endpoint {endpoint['EndpointName']} exists and was made by {made_by}, not "
+                       f"{plan.spec.name}: nothing was changed. Set deploy.endpoint_name to a name of this "
+                       "experiment's own")
+
+
+def _endpoint(plan: Plan, clients: Clients, name: str) -> dict | None:
+    """The endpoint of this name when it exists and belongs to this experiment; None when there is none."""
+    if not _exists(clients.sagemaker.describe_endpoint, EndpointName=name):
+        return None
+    endpoint = clients.sagemaker.describe_endpoint(EndpointName=name)
+    _check_owner(plan, clients, endpoint)
+    return endpoint
+
+
 def deploy(plan: Plan, clients: Clients, version: int | None = None) -> list[str]:
     """Create or update the endpoint; returns what was done, a line each."""
     sm, package = clients.sagemaker, _package(plan, clients, version)
     n, done = names(plan, package), []
+    endpoint = _endpoint(plan, clients, n["endpoint"])  # before anything is created: a foreign one stops here
     if not _exists(sm.describe_model, ModelName=n["model"]):
         _create_model(plan, clients, n["model"], package)
         done.append(f"model {n['model']} created from {package['ModelPackageArn']}")
@@ -119,10 +142,10 @@ def deploy(plan: Plan, clients: Clients, version: int | None = None) -> list[str
             args["KmsKeyId"] = plan.spec.aws.kms_key
         sm.create_endpoint_config(**args)
         done.append(f"endpoint config {n['config']} created")
-    if not _exists(sm.describe_endpoint, EndpointName=n["endpoint"]):
+    if endpoint is None:
         sm.create_endpoint(EndpointName=n["endpoint"], EndpointConfigName=n["config"], Tags=tags(plan.spec))
         done.append(f"endpoint {n['endpoint']} created with {n['config']}")
-    elif sm.describe_endpoint(EndpointName=n["endpoint"])["EndpointConfigName"] != n["config"]:
+    elif endpoint["EndpointConfigName"] != n["config"]:
         sm.update_endpoint(EndpointName=n["endpoint"], EndpointConfigName=n["config"])
         done.append(f"endpoint {n['endpoint']} updated to {n['config']}")
     return done or [f"endpoint {n['endpoint']} already serves {n['model']}: nothing to do"]
@@ -131,7 +154,7 @@ def deploy(plan: Plan, clients: Clients, version: int | None = None) -> list[str
 def undeploy(plan: Plan, clients: Clients) -> list[str]:
     """Delete the endpoint, then every endpoint config and model deploy made for this experiment."""
     sm, endpoint, done = clients.sagemaker, plan.spec.deploy.endpoint_name or plan.pipeline_name, []
-    if _exists(sm.describe_endpoint, EndpointName=endpoint):
+    if _endpoint(plan, clients, endpoint) is not None:
         sm.delete_endpoint(EndpointName=endpoint)
         done.append(f"endpoint {endpoint} deleted")
     prefix = f"{plan.pipeline_name[:36]}-v"

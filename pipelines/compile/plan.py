@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.compile import bundle, code_identity
+from pipelines.spec import fs
 from pipelines.spec.errors import Problem, SpecError
 from pipelines.spec.experiment import Experiment, Hyperparameters, ModelSpec
 from pipelines.spec.load import Loaded
@@ -105,7 +106,7 @@ def _asset(source: str, target: str, loaded: Loaded, uploads: dict[str, Path], c
     path = Path(source).expanduser()
     if not path.is_absolute():
         path = loaded.root / path
-    if path.exists() or isinstance(cache, bundle.PathDigests):
+    if fs.exists(path) or isinstance(cache, bundle.PathDigests):
         target = f"{target}/{bundle.folder_digest(path, cache)[:16]}"
     uploads[target + "/"] = path
     return target + "/"
@@ -152,7 +153,7 @@ def _model(spec: Experiment, model: ModelSpec, base_uri: str, loaded: Loaded, up
 
 
 def _is_hub_id(source: str, loaded: Loaded) -> bool:
-    return loaded.spec.allow_hub_download and not (loaded.root / source).exists() and not Path(source).is_absolute()
+    return loaded.spec.allow_hub_download and not fs.exists(loaded.root / source) and not Path(source).is_absolute()
 
 
 def _text(value) -> str:
@@ -163,7 +164,7 @@ def _text(value) -> str:
 
 def check_uploads(plan: Plan) -> None:
     """Every local folder to stage exists (before `make local` or `make pipeline-upsert` sends anything)."""
-    missing = [_missing(plan, uri, path) for uri, path in sorted(plan.uploads.items()) if not path.exists()]
+    missing = [_missing(plan, uri, path) for uri, path in sorted(plan.uploads.items()) if not fs.exists(path)]
     if missing:
         raise SpecError(missing)
 

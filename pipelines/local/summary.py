@@ -123,4 +123,6 @@ def _leaderboard(console, properties: dict, options: Options) -> None:
     for rank, row in enumerate(evaluation["leaderboard"], start=1):
         m = row["metrics"]
         console.print(f"  {rank}. {row['model']:<16} accuracy {m['test_accuracy']:.4f}  macro F1 {m['test_macro_f1']:.4f}")
+    for flag in evaluation.get("flags", []):  # what the averages above hide
+        console.print(f"  [yellow]look:[/yellow] {flag}", highlight=False)
     console.print(f"report: {folder / 'report.md'}")

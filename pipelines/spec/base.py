@@ -6,11 +6,11 @@ import re
 
 from pydantic import BaseModel, ConfigDict
 
-NAME_RE = r"^EXP-\d{4}-[a-z0-9]+(-[a-z0-9]+)*$"
-ROLE_RE = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,64}$"
+NAME_RE = r"^EXP-[0-9]{4}-[a-z0-9]+(-[a-z0-9]+)*$"
+ROLE_RE = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,64}$"
 BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 INSTANCE_RE = r"^(ml\.[a-z0-9-]+\.[a-z0-9-]+|local|local_gpu)$"
-KMS_RE = r"^(arn:aws[a-z-]*:kms:[\w-]+:\d{12}:(key|alias)/[\w/-]+|[0-9a-f-]{36}|alias/[\w/-]+)$"
+KMS_RE = r"^(arn:aws[a-z-]*:kms:[A-Za-z0-9_-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9_/-]+|[0-9a-f-]{36}|alias/[A-Za-z0-9_/-]+)$"
 MODEL_NAME_RE = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MAX_NAME = 48  # pipeline name = name; job names append suffixes and SageMaker caps those at 63
 PLACEHOLDER_ACCOUNT = "000000000000"
@@ -24,4 +24,4 @@ def s3_or_local(value: str) -> str:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)

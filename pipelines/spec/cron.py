@@ -17,7 +17,7 @@ FIELDS = (  # name, lowest, highest, names
     ("minutes", 0, 59, {}), ("hours", 0, 23, {}), ("day-of-month", 1, 31, {}), ("month", 1, 12, MONTHS),
     ("day-of-week", 1, 7, WEEKDAYS), ("year", 1970, 2199, {}),
 )
-RATE_RE = re.compile(r"^(\d+) (minute|minutes|hour|hours|day|days)$")
+RATE_RE = re.compile(r"^([0-9]+) (minute|minutes|hour|hours|day|days)$")
 
 
 def check_cron(expression: str) -> list[str]:
@@ -46,7 +46,7 @@ def _special(name: str, part: str, low: int, high: int) -> list[str] | None:
     """The day fields' own forms; None when ``part`` is not one of them."""
     if name == "day-of-month" and part in ("L", "LW"):
         return []
-    if name == "day-of-month" and (m := re.fullmatch(r"(\d+)W", part)):
+    if name == "day-of-month" and (m := re.fullmatch(r"([0-9]+)W", part)):
         return [] if 1 <= int(m.group(1)) <= 31 else [f"{part}: the weekday nearest day {m.group(1)}, outside 1-31"]
     if name == "day-of-week" and part == "L":
         return []

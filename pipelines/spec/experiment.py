@@ -40,13 +40,13 @@ warnings.filterwarnings("ignore", message='Field name "register"', category=User
 
 
 class Aws(Strict):
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
     role: str = Field(f"arn:aws:iam::{PLACEHOLDER_ACCOUNT}:role/smpipe-execution", pattern=ROLE_RE,
                       description="SageMaker execution role ARN (checked for real at pipeline-upsert)")
     bucket: str = Field(PLACEHOLDER_BUCKET, pattern=BUCKET_RE)
     prefix: str = Field("experiments", pattern=r"^[A-Za-z0-9!_.*'()/-]{1,200}$")
     image_uri: str = Field(f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/smpipe:0.1.0",
-                           pattern=r"^[\w.-]+(:\d+)?/[\w./-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$")
+                           pattern=r"^[A-Za-z0-9_.-]+(:[0-9]+)?/[A-Za-z0-9_./-]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})$")
     kms_key: str | None = Field(None, pattern=KMS_RE)
     subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
     security_groups: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = []
@@ -80,8 +80,8 @@ class Splits(Strict):
 
 class Data(Strict):
     source: str = Field(..., min_length=1, description="s3://bucket/prefix/ or a local path (synced by the CLI)")
-    text: str = "text"
-    label: str = "label"
+    text: str = Field("text", min_length=1, max_length=256, description="the column holding the text")
+    label: str = Field("label", min_length=1, max_length=256, description="the column holding the label")
     splits: Splits = Splits()
     seed: int = Field(42, ge=0)
     max_documents: int | None = Field(None, gt=0, description="cap after reconciliation (stratified)")
@@ -97,13 +97,25 @@ class ModelSpec(Strict):
     source: str = Field(..., min_length=1, description="local dir, s3:// URI, or hub id (needs allow_hub_download)")
     max_length: int = Field(256, ge=8, le=32768)
     long_documents: Literal["head", "head+tail", "sliding"] = "head"
-    stride: int = Field(64, ge=0, description="token overlap between windows (sliding only)")
+    stride: int = Field(64, ge=0, description="token overlap between windows (sliding only); default: 64, or a "
+                        "quarter of max_length where that is less")
     max_windows: int = Field(8, ge=0, le=100_000, description="sliding: at most this many windows of a document per "
                              "training epoch, spread over it and redrawn each epoch (0 = every window)")
     aggregation: Literal["mean", "max", "vote"] = Field("mean", description="how evaluation and serving combine a "
                                                         "document's windows: mean logits, per-label max, or vote")
     init: Literal["pretrained", "random"] = Field("pretrained", description="random = same architecture, no pretraining")
     hyperparameters: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_stride(cls, data):
+        """Sliding windows must overlap by less than half a window: with max_length 128 a fixed default of 64
+        would be refused, so an unset stride follows max_length."""
+        if isinstance(data, dict) and "stride" not in data and data.get("long_documents") == "sliding":
+            max_length = data.get("max_length", 256)
+            if isinstance(max_length, int) and not isinstance(max_length, bool):
+                return {**data, "stride": min(64, max_length // 4)}
+        return data
 
 
 class Resources(Strict):

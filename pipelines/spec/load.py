@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from pipelines import ROOT
-from pipelines.spec import rules, rules_notebooks, rules_paths, udf_check
+from pipelines.spec import fs, rules, rules_notebooks, rules_paths, rules_project, udf_check
 from pipelines.spec.errors import Problem, SpecError, fail, shown
 from pipelines.spec.experiment import Experiment
 from pipelines.spec.yaml_source import Sourced, dotted, load_text, parse_value, read_text
@@ -35,28 +35,28 @@ class Loaded:
 def project_root(start: Path) -> Path:
     """The nearest folder above the spec holding templates/ and steps/; else this checkout."""
     for candidate in [start, *start.parents]:
-        if (candidate / "templates").is_dir() and (candidate / "steps").is_dir():
+        if fs.is_dir(candidate / "templates") and fs.is_dir(candidate / "steps"):
             return candidate
     return ROOT
 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loaded:
-    path = Path(path).resolve() if Path(path).exists() else Path(path)
+    path = fs.resolved(Path(path)) if fs.exists(Path(path)) else Path(path)
     label = _label(path)
-    root = project_root(path.parent.resolve())
+    root = project_root(fs.resolved(path.parent))
     sourced = _with_base(path, label, root)
     _apply_overrides(sourced, overrides)
     spec = _validate(sourced)
     problems = rules.check(spec, sourced)
     problems += udf_check.check(spec, path.parent, sourced)
     problems += rules_notebooks.check(spec, path.parent, sourced)
-    problems += _paths(spec, root, sourced)
+    problems += _place_rules(spec, path, root, sourced)
     if problems:
         raise SpecError(problems)
     return Loaded(spec=spec, path=path, root=root, sourced=sourced)
 
 
-def _paths(spec, root: Path, doc: Sourced) -> list[Problem]:
+def _place_rules(spec, path: Path, root: Path, doc: Sourced) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(loc: tuple, message: str, hint: str = "") -> None:
@@ -64,6 +64,7 @@ def _paths(spec, root: Path, doc: Sourced) -> list[Problem]:
         problems.append(Problem(file, line, col, dotted(loc), message, hint))
 
     rules_paths.check(spec, root, add)
+    rules_project.check(spec, path, root, add)
     return problems
 
 
@@ -86,7 +87,7 @@ def _with_base(path: Path, label: str, root: Path, chain: tuple[Path, ...] = ())
     if len(base) > rules_paths.MAX_PATH or any(len(part) > 255 for part in base.split("/")):
         raise fail(label, f"a base path of {len(base):,} characters is not a file any file system holds", **where,
                    hint="give the template's path relative to the experiment folder or the project root")
-    base_path = next((p.resolve() for p in (path.parent / base, root / base) if _is_file(p)), None)
+    base_path = next((p.resolve() for p in (path.parent / base, root / base) if fs.is_file(p)), None)
     if base_path is None:
         raise fail(label, f"base template {shown(base)} not found", **where,
                    hint=f"paths are relative to the experiment folder or to {root}")
@@ -102,11 +103,6 @@ def _with_base(path: Path, label: str, root: Path, chain: tuple[Path, ...] = ())
     return _merge(parent, doc)
 
 
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:  # a name the file system refuses (too long, invalid): not a file
-        return False
 
 
 def _merge(base: Sourced, top: Sourced) -> Sourced:

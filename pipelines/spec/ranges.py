@@ -18,8 +18,11 @@ class ParsedRange:
     scaling: str = "Auto"
 
 
-def _number(text: str) -> int | float:
+def number(text: str) -> int | float:
+    """A number as a tuning job reads it: ASCII digits only (Python's int() also takes '١٢' and '1_000')."""
     text = text.strip()
+    if not text.isascii() or "_" in text:
+        raise ValueError(f"{text!r} is not a number written in ASCII digits")
     try:
         return int(text)
     except ValueError:
@@ -54,7 +57,7 @@ def parse(name: str, raw: Any) -> ParsedRange:
         if "->" in raw:
             low, _, high = raw.partition("->")
             try:
-                return _interval(name, _number(low), _number(high), "Auto", None)
+                return _interval(name, number(low), number(high), "Auto", None)
             except ValueError as exc:
                 if "interval" in str(exc) or "Logarithmic" in str(exc):
                     raise

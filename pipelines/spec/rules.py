@@ -99,7 +99,9 @@ def _models(spec: Experiment, add) -> None:
         except ValueError as exc:
             add(("models", i, "hyperparameters"), f"invalid hyperparameters: {exc.errors()[0]['msg']}")  # type: ignore[attr-defined]
         if model.long_documents == "sliding" and model.stride >= model.max_length // 2:
-            add(("models", i, "stride"), "stride must be less than half of max_length")
+            add(("models", i, "stride"), f"stride {model.stride} must be less than half of max_length "
+                f"{model.max_length}", f"at most {max(0, model.max_length // 2 - 1)}; leave stride out for "
+                f"{min(64, model.max_length // 4)} (a quarter of max_length, at most 64)")
         _model_source(spec, model, i, add)
 
 

@@ -8,13 +8,30 @@ import re
 from pipelines.spec import cron, values
 from pipelines.spec.experiment import Experiment
 
-ECR_HOST_RE = re.compile(r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/")
+ECR_HOST_RE = re.compile(r"^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/")
+
+
+TAG_VALUE_RE = re.compile(r"^[\w.:/=+@ -]*$")  # AWS's tag rule: letters in any language, digits, spaces, _.:/=+-@
 
 
 def check(spec: Experiment, add) -> None:
+    _tags(spec, add)
     _s3(spec, add)
     _arns(spec, add)
     _schedules(spec, add)
+
+
+def _tags(spec: Experiment, add) -> None:
+    for key, value in spec.aws.tags.items():
+        loc = ("aws", "tags", key)
+        if key.lower().startswith("aws:"):
+            add(loc, f"tag key {key!r}: the aws: prefix is reserved for AWS, which refuses it", "drop the aws: prefix")
+        elif key == "smpipe:experiment":
+            add(loc, "smpipe:experiment is the tag deploy and undeploy read to tell this experiment's resources "
+                "from others'; it is set from name", "remove it")
+        elif not TAG_VALUE_RE.match(key) or not TAG_VALUE_RE.match(value):
+            add(loc, f"tag {key!r}: {value!r}: AWS allows only letters, digits, spaces and _ . : / = + - @",
+                "remove the other characters")
 
 
 def _s3(spec: Experiment, add) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pipelines.spec import fs
 from pipelines.spec.experiment import Experiment
 
 DATA_ROOTS_ENV = "SMPIPE_DATA_ROOTS"  # os.pathsep-separated folders outside the project that may be staged
@@ -40,14 +41,7 @@ def check(spec: Experiment, root: Path, add) -> None:
 def _hub_id(spec: Experiment, value: str, root: Path) -> bool:
     """A model hub id (downloaded by the job), not a folder: as compile/plan.py tells them apart."""
     return (spec.allow_hub_download and not value.startswith(("/", "~", ".")) and len(value) <= MAX_PATH
-            and not _exists(root / value))
-
-
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except OSError:
-        return False
+            and not fs.exists(root / value))
 
 
 def path_problem(value: str, root: Path, allowed: list[Path]) -> tuple[str, str] | None:
@@ -56,7 +50,7 @@ def path_problem(value: str, root: Path, allowed: list[Path]) -> tuple[str, str]
         return (f"a path of {len(value):,} characters is not a folder any file system holds",
                 "give the folder's path relative to the project root")
     path = Path(value).expanduser()
-    resolved = (path if path.is_absolute() else root / path).resolve()
+    resolved = fs.resolved(path if path.is_absolute() else root / path)
     secret = next((part for part in resolved.parts if part in SECRET_NAMES), None)
     if secret:
         return (f"{resolved} is (or lies in) {secret}, a credentials folder: staging it would copy its files into "

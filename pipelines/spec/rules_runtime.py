@@ -34,7 +34,21 @@ def _instances(spec: Experiment, add) -> None:
 
 
 def _deploy(spec: Experiment, add) -> None:
-    if spec.deploy.serverless and spec.aws.subnets:
+    deploy = spec.deploy
+    if not deploy.serverless:
+        return
+    for field in ("instance_type", "instance_count"):
+        if field in deploy.model_fields_set:
+            add(("deploy", field), f"a serverless endpoint has no instances, so deploy.{field} would be ignored",
+                "remove it, or remove deploy.serverless to deploy to instances")
+    if spec.aws.kms_key and not deploy.serverless.without_kms_key:
+        add(("deploy", "serverless"), "a serverless endpoint has no storage volume for aws.kms_key to encrypt, so "
+            "the key would not apply to it", "deploy to instances (remove deploy.serverless), or set "
+            "deploy.serverless.without_kms_key: true to accept it")
+    if spec.aws.network_isolation:
+        add(("deploy", "serverless"), "a serverless endpoint cannot run a model with network isolation, and "
+            "aws.network_isolation: true asks for it", "deploy to instances (remove deploy.serverless)")
+    if spec.aws.subnets:
         add(("deploy", "serverless"), "a serverless endpoint cannot run in a VPC (SageMaker refuses a model with "
             "VpcConfig behind one), and aws.subnets puts the model in one", "deploy to an instance "
             "(deploy.instance_type, no serverless:), or drop aws.subnets and aws.security_groups")

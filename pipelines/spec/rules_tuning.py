@@ -60,6 +60,8 @@ def _problems(spec: Experiment, name: str, annotation, parsed: ranges.ParsedRang
 def _value_problem(name: str, kind: str, value) -> str | None:
     typed = value
     if kind in NUMERIC:
+        if isinstance(value, str) and (not value.isascii() or "_" in value):
+            return f"{value!r} is not a number written in ASCII digits"
         try:
             typed = NUMERIC[kind](value)
         except (TypeError, ValueError):

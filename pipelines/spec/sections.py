@@ -28,6 +28,8 @@ class Transform(Strict):
 class Serverless(Strict):
     memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 4096
     max_concurrency: int = Field(5, ge=1, le=200)
+    without_kms_key: bool = Field(False, description="a serverless endpoint has no storage volume for aws.kms_key "
+                                  "to encrypt: true deploys one anyway, without it")
 
 
 class Deploy(Strict):
@@ -56,10 +58,12 @@ class Schedule(Strict):
 
 
 class Wandb(Strict):
-    project: str | None = None
-    entity: str | None = None
+    # wandb refuses / \ # ? % : in project names and caps them at 128 characters
+    project: str | None = Field(None, pattern=r"^[^/\\#?%:]{1,128}$")
+    entity: str | None = Field(None, pattern=r"^[^/\\#?%:]{1,128}$")
     mode: Literal["offline", "online", "disabled"] = "offline"
-    api_key_secret: str | None = Field(None, description="Secrets Manager secret id holding the key")
+    api_key_secret: str | None = Field(None, pattern=r"^(arn:.+|[A-Za-z0-9/_+=.@-]{1,512})$",
+                                       description="Secrets Manager secret id holding the key")
 
 
 class Tracking(Strict):
@@ -68,13 +72,17 @@ class Tracking(Strict):
 
 class Caching(Strict):
     enabled: bool = True
-    expire_after: str = Field("P30D", pattern=r"^P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?$")
+    expire_after: str = Field("P30D", pattern=r"^P([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+S)?)?$")
 
 
 class Retry(Strict):
     max_attempts: int = Field(3, ge=0, le=20)
     interval_s: int = Field(30, ge=1, le=3600)
     backoff_rate: float = Field(2.0, ge=1, le=10)
+
+
+# SageMaker Distribution, the image Studio's notebook jobs use; other regions: set notebooks[].image_uri.
+NOTEBOOK_IMAGES = {"us-east-1": "885854791233.dkr.ecr.us-east-1.amazonaws.com/sagemaker-distribution-prod:2-cpu"}
 
 
 class Notebook(Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from pipelines.spec import fs
 from pipelines.spec.errors import Problem
 from pipelines.spec.experiment import Experiment
 from pipelines.spec.yaml_source import Sourced
@@ -23,7 +24,7 @@ FUNCTIONS = {
 
 def check(spec: Experiment, folder: Path, doc: Sourced) -> list[Problem]:
     path = folder / FILE
-    if not path.is_file():
+    if not fs.is_file(path):
         return []
     label = str(path)
     try:

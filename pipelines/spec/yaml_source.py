@@ -6,11 +6,13 @@ as ``SpecError`` (never a yaml traceback).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from pipelines.spec import fs
 from pipelines.spec.errors import SpecError, fail, shown
 
 MAX_BYTES = 512 * 1024
@@ -37,7 +39,7 @@ class Sourced:
 
 
 def read_text(path: Path, label: str) -> str:
-    if not path.is_file():
+    if not fs.is_file(path):
         raise fail(label, "file not found", hint="check the path")
     if path.stat().st_size > MAX_BYTES:
         raise fail(label, f"file is larger than {MAX_BYTES // 1024} KiB", hint="an experiment spec is a small file")
@@ -117,19 +119,51 @@ def _build(node: yaml.Node, loc: Loc, label: str, positions: dict, counter: list
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, loc + (i,), label, positions, counter) for i, item in enumerate(node.value)]
-    return _scalar(node, label)
+    return _scalar(node, label, loc)
 
 
-def _scalar(node: yaml.Node, label: str):
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _scalar(node: yaml.Node, label: str, loc: Loc = ()):
     if not isinstance(node, yaml.ScalarNode):
         raise fail(label, "mapping keys must be plain scalars", line=node.start_mark.line + 1)
     try:
-        return yaml.SafeLoader("").construct_scalar(node) if node.tag == "tag:yaml.org,2002:str" else _typed(node)
+        value = yaml.SafeLoader("").construct_scalar(node) if node.tag == "tag:yaml.org,2002:str" else _typed(node)
     except yaml.YAMLError as exc:
         raise fail(label, f"invalid value: {exc}", line=node.start_mark.line + 1) from None
+    if isinstance(value, str) and (bad := CONTROL_RE.search(value)):
+        # a NUL or escape byte in a name or path reaches file systems and AWS APIs, which refuse it
+        raise fail(label, f"the value holds a control character (U+{ord(bad.group()):04X}) at position {bad.start()}",
+                   line=node.start_mark.line + 1, column=node.start_mark.column + 1, path=_dotted(loc),
+                   hint="remove it; write text only (a tab or a newline is fine)")
+    return value
+
+
+INT_TAG, FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+YAML12_INT = re.compile(r"^[-+]?[0-9]+$")
+
+
+def _yaml12_number(node: yaml.ScalarNode):
+    """Numbers by YAML 1.2's rules, not 1.1's: `1:30` (base 60 in 1.1: 90), `010` (octal in 1.1: 8) and
+    `1_000` stay the text written, which the field's own rule then refuses or reads, never a silent other
+    number. None: the value is a number both versions read alike."""
+    text = node.value
+    if node.tag == INT_TAG:
+        if YAML12_INT.match(text):
+            return int(text, 10)
+        if re.match(r"^0o[0-7]+$", text) or re.match(r"^0x[0-9a-fA-F]+$", text):
+            return int(text, 0)
+        return text
+    if node.tag == FLOAT_TAG and ("_" in text or ":" in text):
+        return text
+    return None
 
 
 def _typed(node: yaml.ScalarNode):
+    number = _yaml12_number(node)
+    if number is not None:
+        return number
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node, deep=True)

@@ -62,11 +62,21 @@ def _encodable(texts: list[str]) -> None:
                                   f"({text[exc.start]!r}), which is not a character; send valid Unicode") from None
 
 
-def _json(text: str) -> list[str]:
+def _loads(text: str, where: str):
+    """json.loads, with the values it cannot hold (a number of more than 4,300 digits, nesting deeper than the
+    interpreter's stack) answered as the request's own 400 instead of a 500."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadRequest(400, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise BadRequest(400, f"{where}is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except ValueError as exc:  # int() refuses more than sys.get_int_max_str_digits() digits
+        raise BadRequest(400, f"{where}holds a number too long to read ({str(exc).split(';')[0]})") from None
+    except RecursionError:
+        raise BadRequest(400, f"{where}is nested too deeply to read; send a flat list of strings") from None
+
+
+def _json(text: str) -> list[str]:
+    data = _loads(text, "the body ")
     inputs = data.get("inputs") if isinstance(data, dict) else data
     if isinstance(data, dict) and "inputs" not in data:
         raise BadRequest(400, 'the JSON object needs an "inputs" field: {"inputs": ["text", ...]}')
@@ -84,10 +94,7 @@ def _jsonlines(text: str) -> list[str]:
     texts = []
     for number, line in enumerate(text.rstrip("\r\n").split("\n"), start=1):
         line = line.rstrip("\r")
-        try:
-            item = json.loads(line) if line.strip() else ""
-        except json.JSONDecodeError as exc:
-            raise BadRequest(400, f"line {number} is not JSON ({exc.msg})") from None
+        item = _loads(line, f"line {number} ") if line.strip() else ""
         if isinstance(item, dict):
             item = item.get("inputs", item.get("text"))
         if not isinstance(item, str):

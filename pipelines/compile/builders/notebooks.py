@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 
 from pipelines.compile.builders.common import Context, output_uri, retry_policies, tags, volume_kms_key
+from pipelines.spec.sections import NOTEBOOK_IMAGES
 from pipelines.spec.step_graph import StepNode
 from steps import contract
 
 ENTRYPOINT = ["amazon_sagemaker_scheduler"]
 CHANNEL = "sagemaker_headless_execution_pipelinestep"
-# SageMaker Distribution, the image Studio's notebook jobs use; other regions: set notebooks[].image_uri.
-DEFAULT_IMAGES = {"us-east-1": "885854791233.dkr.ecr.us-east-1.amazonaws.com/sagemaker-distribution-prod:2-cpu"}
+DEFAULT_IMAGES = NOTEBOOK_IMAGES
 
 
 def _inputs(ctx: Context, after: str) -> dict:
