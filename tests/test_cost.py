@@ -134,3 +134,18 @@ def test_validate_refuses_a_schedule_whose_values_lift_it_over_the_budget(capsys
     assert rc == 2 and "schedules[0].parameters: with these values one execution of weekly-retrain costs up to" in err
     assert err.startswith("<command line>:1:")  # where the values were written (here: an override)
     assert main(["validate", EXP2, "budget.max_usd_per_execution=150"]) == 0
+
+
+def test_validate_refuses_epochs_the_job_cannot_finish_in_its_max_runtime(capsys):
+    p5 = ["resources.training.instance_type=ml.p5.48xlarge", "resources.training.max_runtime_s=3600"]
+    rc = main(["validate", EXP2, *p5, "budget.documents=50000000"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and "train.hyperparameters.epochs: 3 epochs of 50,000,000 documents on 2 × ml.p5.48xlarge take about" in err
+    assert "over resources.training.max_runtime_s (3,600 s): SageMaker would stop the job first" in err
+    assert main(["validate", EXP2, *p5, "budget.documents=40000"]) == 0
+    capsys.readouterr()
+    rc = main(["validate", EXP3, *p5, "budget.documents=400000", "tune.ranges.epochs=1->40"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and "tune.ranges.epochs: 40 epochs of 400,000 documents" in err
+    assert main(["validate", EXP3, *p5, "budget.documents=400000"]) == 0  # without the range: 3 epochs fit
+    assert main(["validate", EXP2, "budget.documents=50000000"]) == 0  # g5: no measured throughput, no estimate

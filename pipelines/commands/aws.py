@@ -17,11 +17,12 @@ def _deploy(args):
 
 def cmd_upsert(args) -> int:
     from pipelines.aws import pipeline, schedules
-    from pipelines.compile.cost import refuse_over_budget, refuse_schedules_over_budget
+    from pipelines.compile.cost import refuse_epochs_over_runtime, refuse_over_budget, refuse_schedules_over_budget
 
     plan, text, clients = _deploy(args)
     refuse_over_budget(plan, where=str(spec_path(args.spec)))
     refuse_schedules_over_budget(plan)
+    refuse_epochs_over_runtime(plan)
     report = pipeline.upsert(plan, text, clients)
     print(f"pipeline {plan.pipeline_name}: {report['action']} ({report['pipeline_arn']})")
     print(f"staged: {report['code_uploaded']} code bundle(s) and {report['assets_uploaded']} file(s) uploaded, "

@@ -16,7 +16,7 @@ def cmd_definition(args) -> int:
 
 def cmd_validate(args) -> int:
     from pipelines.compile.api_check import check_definition
-    from pipelines.compile.cost import refuse_over_budget, refuse_schedules_over_budget
+    from pipelines.compile.cost import refuse_epochs_over_runtime, refuse_over_budget, refuse_schedules_over_budget
     from pipelines.compile.definition import definition
     from pipelines.compile.window_notes import notes
     from pipelines.spec.errors import SpecError
@@ -29,6 +29,7 @@ def cmd_validate(args) -> int:
         print(line, file=sys.stderr)
     refuse_over_budget(plan, where=str(spec_path(args.spec)))
     refuse_schedules_over_budget(plan)
+    refuse_epochs_over_runtime(plan)
     kinds = "tuning" if plan.spec.tuning else "training"
     print(f"{plan.spec.name}: valid ({len(plan.models)} model(s), {kinds}); every job step matches the SageMaker API.")
     return 0

@@ -57,13 +57,13 @@ def price(plan: Plan, instance_type: str, spot: bool) -> float | None:
     return None if base is None else base * ((1 - plan.spec.budget.spot_discount) if spot else 1)
 
 
-def _training_expected(plan: Plan, instance_type: str, count: int) -> float | None:
+def _training_expected(plan: Plan, instance_type: str, count: int, epochs: int | None = None) -> float | None:
     docs, rates = plan.spec.budget.documents, throughput()["samples_per_second_per_gpu"].get(family(instance_type))
     if not docs or not rates:
         return None
     rate = rates["bert-base"]["value"]  # the one size measured; models are priced as BERT-base-sized
     gpus = throughput()["gpus_per_instance"].get(instance_type, 1) * count
-    epochs = plan.spec.train.hyperparameters.epochs
+    epochs = epochs or plan.spec.train.hyperparameters.epochs
     return STARTUP_H + docs * plan.spec.data.splits.train * epochs / (rate * effective_gpus(gpus)) / 3600
 
 
@@ -144,6 +144,39 @@ def refuse_over_budget(plan: Plan, values: dict | None = None, where: str = "") 
                                  f"{biggest.hours:g} h = ${biggest.worst_usd:,.2f})",
                                  "lower resources.*.max_runtime_s or tune.max_jobs, choose smaller instances, or "
                                  "raise the cap")])
+
+
+def _most_epochs(plan: Plan) -> tuple[int, tuple]:
+    """The most epochs one training job can run, and the field that asks for it."""
+    spec = plan.spec
+    found = [(spec.train.hyperparameters.epochs, ("train", "hyperparameters", "epochs"))]
+    found += [(m.hyperparameters["epochs"], ("models", i, "hyperparameters", "epochs"))
+              for i, m in enumerate(spec.models) if isinstance(m.hyperparameters.get("epochs"), int)]
+    if spec.tuning and spec.tune and "epochs" in spec.tune.ranges:
+        from pipelines.spec import ranges
+
+        try:
+            parsed = ranges.parse("epochs", spec.tune.ranges["epochs"])
+        except ValueError:
+            parsed = None  # the spec's rules report it
+        if parsed is not None:
+            top = parsed.max if parsed.kind != "categorical" else max(float(v) for v in parsed.values)
+            found.append((int(top), ("tune", "ranges", "epochs")))
+    return max(found, key=lambda item: item[0])
+
+
+def refuse_epochs_over_runtime(plan: Plan) -> None:
+    """A training job (or tuning trial) expected, at the measured throughput, to outlast its max_runtime_s is
+    stopped before its last epoch: refused where the corpus size is known (budget.documents)."""
+    training = plan.spec.resources.training
+    epochs, loc = _most_epochs(plan)
+    hours = _training_expected(plan, training.instance_type, training.instance_count, epochs)
+    if hours is not None and hours * 3600 > training.max_runtime_s:
+        raise SpecError([plan.problem(loc, f"{epochs} epochs of {plan.spec.budget.documents:,} documents on "
+                                      f"{training.instance_count} × {training.instance_type} take about {hours:.1f} h "
+                                      f"at the measured throughput, over resources.training.max_runtime_s "
+                                      f"({training.max_runtime_s:,} s): SageMaker would stop the job first",
+                                      "fewer epochs, more or bigger instances, or a longer max_runtime_s")])
 
 
 def refuse_schedules_over_budget(plan: Plan) -> None:
