@@ -47,6 +47,10 @@ jupyter: venv ## JupyterLab in the experiment's environment at its latest run: m
 	$(need_exp)
 	$(PY) -m pipelines jupyter $(SPEC) $(args) --port $(or $(port),8888) $(if $(docker),--docker)
 
+mlflow: venv ## the MLflow UI of the local runs (experiments with tracking.mlflow): make mlflow exp=... [port=5000]
+	$(need_exp)
+	$(PY) -m pipelines mlflow $(SPEC) --port $(or $(port),5000)
+
 terminal: venv ## a shell with the container contract pointed at the latest run: make terminal exp=... [docker=1]
 	$(need_exp)
 	@$(PY) -m pipelines terminal $(SPEC) $(args) $(if $(docker),--docker)
@@ -146,5 +150,5 @@ bench-serving: bench/out/assets/docs.jsonl.gz ## the serving program under 64 co
 clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
-.PHONY: help venv model local serve invoke deploy undeploy jupyter terminal cost prices definition validate plan golden schema lint test test-gpu clean new-exp \
+.PHONY: help venv model local serve invoke deploy undeploy jupyter mlflow terminal cost prices definition validate plan golden schema lint test test-gpu clean new-exp \
 	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-serving bench-long

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from steps import contract
+from steps.core import mlflow_tree
 from steps.core.common import (
     StepError,
     aggregate_windows,
@@ -184,6 +185,11 @@ def main(argv=None) -> int:
     if source is not None:
         shutil.copy(source, args.best_output / contract.BEST_MODEL_FILE)
     print(json.dumps({"best": evaluation["best"], "report": str(args.output / "report.md")}))
+    scores = {f"{name}/{key}": value for name in ranked for key, value in results[name]["metrics"].items()}
+    scores |= {f"{name}/f1/{label}": v["f1"] for name in ranked for label, v in results[name]["per_label"].items()}
+    mlflow_tree.log_step("Evaluate", {"best": best, "objective": args.objective, "models": ",".join(ranked)}, scores,
+          [args.output / "report.md", args.output / contract.EVALUATION_FILE,
+           *(args.output / f"confusion_{name}.png" for name in ranked)])
     return 0
 
 

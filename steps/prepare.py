@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from steps import contract
-from steps.core import udf
+from steps.core import mlflow_tree, udf
 from steps.core.common import StepError, run_main, write_json
 from steps.core.progress import Progress
 from steps.data.records import clean
@@ -233,7 +233,10 @@ def main(argv=None) -> int:
                                               "seconds": round(seconds, 3),
                                               "documents_per_second": round(len(records) / seconds, 1)})
     print(json.dumps({"documents": {k: len(v) for k, v in parts.items()}, "rows": summary}))
+    mlflow_tree.log_step("Prepare", {"labels": len(label_names), "models": ",".join(stats)},
+          {f"documents/{k}": len(v) for k, v in parts.items()}, [out / "prepare_results.json", out / "split.json"])
     return 0
+
 
 
 if __name__ == "__main__":

@@ -235,7 +235,8 @@ def main(argv=None) -> int:
     progress = checkpoints.resume(t.accelerator, args, hyperparameters, args.checkpoint_dir)
     if t.accelerator.is_main_process:
         t.run = tracking.start({k: str(v) for k, v in vars(args).items()} | {"labels": t.labels},
-                               f"{args.model_name}-train", str(contract.output_data_dir()))
+                               f"{args.model_name}-train", str(contract.output_data_dir()),
+                               step=f"Train-{args.model_name}")
     t.step = progress["epoch"] * t.per_epoch
     for epoch in range(progress["epoch"] + 1, args.epochs + 1):
         metrics, speed = train_epoch(t, epoch)

@@ -214,7 +214,9 @@ def test_jobs_read_the_wandb_key_from_secrets_manager(aws, monkeypatch, capsys):
         raise AssertionError(f"a disabled run fetched {secret_id}")
 
     monkeypatch.setattr(tracking, "_fetch_key", never)
-    assert tracking.start({}, "x-train", "/tmp") is None  # disabled: not even fetched
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    runs = tracking.start({}, "x-train", "/tmp")
+    assert runs.wandb is None and runs.mlflow is None  # disabled: not even fetched
     assert "k-123" not in capsys.readouterr().out
     definition = (ROOT / "tests" / "golden" / "EXP-0002-bert-vs-distilbert.json").read_text()
     assert "wandb/api-key" in definition and "WANDB_API_KEY" not in definition

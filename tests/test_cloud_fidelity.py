@@ -117,7 +117,7 @@ def test_a_failed_secret_fetch_keeps_offline_tracking(monkeypatch, tmp_path, cap
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setattr(tracking, "_fetch_key", lambda _: (_ for _ in ()).throw(ConnectionError("no route")))
     monkeypatch.setattr(wandb, "init", lambda **kwargs: calls.append(kwargs) or "run")
-    assert tracking.start({}, "m-train", str(tmp_path)) == "run"
+    assert tracking.start({}, "m-train", str(tmp_path)).wandb == "run"
     assert calls[0]["mode"] == "offline"
     assert "could not read the wandb key from Secrets Manager (ConnectionError); logging offline" in capsys.readouterr().err
 

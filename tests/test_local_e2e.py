@@ -30,6 +30,7 @@ tune:
 gate: {{metric: test:accuracy, threshold: 0.0}}
 register: {{group: tiny-group, approval: Approved}}
 transform: {{source: {score}, content_type: text/csv, max_payload_mb: 1}}
+tracking: {{mlflow: {{tracking_server_arn: "arn:aws:sagemaker:us-east-1:111122223333:mlflow-tracking-server/team"}}}}
 """
 
 
@@ -83,6 +84,54 @@ def test_tuning_experiment_runs_end_to_end(experiment):
     assert results["commit"] and results["machine"]["cores"] and "torch" in results["versions"]
     raw = len((experiment["root"] / "raw" / "data.jsonl").read_text().splitlines())
     assert results["prepare"]["models"]["tiny"]["documents"] == raw
+
+
+def test_the_execution_is_one_mlflow_tree_in_the_local_store(experiment):
+    """The definition names a SageMaker MLflow server; locally the jobs log to the runs' own SQLite store."""
+    from mlflow import MlflowClient
+
+    state = json.loads(next(experiment["runs"].glob("local-*/state.json")).read_text())
+    client = MlflowClient(tracking_uri=f"sqlite:///{(experiment['runs'] / 'mlflow.db').resolve()}")
+    runs = client.search_runs([client.get_experiment_by_name("EXP-0100-tiny-tuning").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("smpipe.kind") == "execution")
+    assert parent.info.run_name == state["execution_id"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["Evaluate", "Prepare", "Train-tiny", "Train-tiny", "Train-tiny"]
+    assert len({r.data.tags["smpipe.job"] for r in children if r.info.run_name == "Train-tiny"}) == 3  # one per trial
+    evaluate = next(r for r in children if r.info.run_name == "Evaluate")
+    assert "tiny/test_macro_f1" in evaluate.data.metrics
+    assert {a.path for a in client.list_artifacts(evaluate.info.run_id)} >= {"report.md", "evaluation.json"}
+    trial = next(r for r in children if r.info.run_name == "Train-tiny")
+    assert client.get_metric_history(trial.info.run_id, "validation/macro_f1")
+    assert f"MLflow: run {parent.info.run_id}" in " ".join(experiment["result"].stdout.split())
+
+
+def test_the_mlflow_command_serves_the_local_store_and_stops_with_sigterm(experiment):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines", "mlflow", str(experiment["spec"]), "--runs",
+                             str(experiment["runs"]), "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, body = time.monotonic() + 90, ""
+        while time.monotonic() < deadline and not body:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search",
+                                                 data=b'{"max_results": 10}', headers={"Content-Type": "application/json"})
+                body = urllib.request.urlopen(request, timeout=5).read().decode()
+            except OSError:
+                time.sleep(1)
+        assert "EXP-0100-tiny-tuning" in body, proc.stdout.read() if proc.poll() is not None else "no answer"
+    finally:
+        proc.terminate()  # the command execs the UI: SIGTERM reaches the server itself
+        proc.wait(timeout=30)
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing listens after the stop
 
 
 def test_the_transform_check_counts_expected_labels(tmp_path):

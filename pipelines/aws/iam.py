@@ -112,6 +112,10 @@ def _optional_statements(plan: Plan, partition: str, region: str, account: str, 
     if plan.spec.tracking.wandb.api_key_secret and plan.spec.tracking.wandb.mode == "online":  # offline reads none
         out.append({"Sid": "WandbKey", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
                     "Resource": _secret_arns(plan.spec.tracking.wandb.api_key_secret, partition, region, account)})
+    mlflow = plan.spec.tracking.mlflow
+    if mlflow is not None and mlflow.tracking_server_arn:  # SageMaker's MLflow signs requests with the job's role
+        out.append({"Sid": "Mlflow", "Effect": "Allow", "Action": "sagemaker-mlflow:*",
+                    "Resource": mlflow.tracking_server_arn})
     if aws.subnets:
         out += _vpc_statements(plan, partition, region, account)
     return out

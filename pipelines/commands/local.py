@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from pipelines.commands.common import command, load_plan
+from pipelines.spec.errors import fail
 
 
 def cmd_local(args) -> int:
@@ -81,6 +82,21 @@ def cmd_jupyter(args) -> int:
     become(inner, env, Path(env["SMPIPE_EXPERIMENT_DIR"]))
 
 
+def cmd_mlflow(args) -> int:
+    from pipelines.local.executor import local_mlflow_artifacts, local_mlflow_uri
+    from pipelines.local.tools.environment import become
+
+    plan, runs = load_plan(args), Path(args.runs)
+    if not (runs / "mlflow.db").is_file():
+        raise fail(str(runs / "mlflow.db"), "no MLflow store yet: no local run of an experiment with "
+                   "tracking.mlflow has run here",
+                   hint=f"add tracking: {{mlflow: ...}} to the spec, then make local exp={plan.spec.name}")
+    print(f"MLflow on http://127.0.0.1:{args.port} (experiment {plan.spec.name}: one run per execution, a child per "
+          "step); Ctrl-C stops it", flush=True)
+    become([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", local_mlflow_uri(runs),
+            "--default-artifact-root", local_mlflow_artifacts(runs), "--host", "127.0.0.1", "--port", str(args.port)])
+
+
 def cmd_terminal(args) -> int:
     import os
 
@@ -126,6 +142,9 @@ def register(sub) -> None:
     invoke.add_argument("--file", help="texts to classify, one per line (- reads standard input)")
     jupyter = command(sub, "jupyter", "JupyterLab in the experiment's environment at its latest run", cmd_jupyter)
     jupyter.add_argument("--port", type=int, default=8888)
+    mlflow = command(sub, "mlflow", "the MLflow UI of the local runs' store on 127.0.0.1", cmd_mlflow)
+    mlflow.add_argument("--port", type=int, default=5000)
+    mlflow.add_argument("--runs", default=".local-runs")
     terminal = command(sub, "terminal", "a shell in the experiment's environment with the container contract "
                        "pointed at its latest run", cmd_terminal)
     terminal.add_argument("--command", help="run this command instead of an interactive shell")

@@ -28,7 +28,18 @@ def pipeline(plan: Plan):
     steps = [ctx.built[node.name] for node in plan.graph.top_level()]
     # No SageMaker Experiments trial per execution: nothing reads it, and the role would need its actions.
     return Pipeline(name=plan.pipeline_name, parameters=list(parameters.values()), steps=steps,
-                    sagemaker_session=session, pipeline_experiment_config=None)
+                    sagemaker_session=session, pipeline_experiment_config=None, mlflow_config=_mlflow(plan))
+
+
+def _mlflow(plan: Plan):
+    """SageMaker's managed MLflow for the pipeline itself; a plain tracking URI is the jobs' own business."""
+    mlflow = plan.spec.tracking.mlflow
+    if mlflow is None or mlflow.tracking_server_arn is None:
+        return None
+    from sagemaker.core.shapes.shapes import MlflowConfig
+
+    return MlflowConfig(mlflow_resource_arn=mlflow.tracking_server_arn,
+                        mlflow_experiment_name=mlflow.experiment or plan.spec.name)
 
 
 @contextmanager

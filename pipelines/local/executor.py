@@ -9,6 +9,7 @@ and a sandbox per job. A step whose resolved arguments match an earlier successf
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import threading
 import time
@@ -52,6 +53,15 @@ class Outcome:
 REUSED_ON_RETRY = {"Succeeded", "Cached"}
 
 
+def local_mlflow_uri(runs: Path) -> str:
+    """The local MLflow store of these runs (SQLite, as `make mlflow` opens it)."""
+    return f"sqlite:///{(runs / 'mlflow.db').resolve()}"
+
+
+def local_mlflow_artifacts(runs: Path) -> str:
+    return (runs / "mlflow-artifacts").resolve().as_uri()
+
+
 def resources_of(args: dict) -> dict | None:
     """The instance type and count a job step asked for (what the same step would bill on SageMaker)."""
     config = (args.get("ProcessingResources", {}).get("ClusterConfig") or args.get("ResourceConfig")
@@ -86,6 +96,9 @@ class Execution:
             raise ex.ExpressionError(unknown_step(options.from_step, self.steps))
         self.execution_id = retry_of or f"local-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         self.folder = options.runs / self.execution_id
+        # The tracking server a definition names is not reachable from here: jobs log to the local store instead
+        # (a user's own server may be given with SMPIPE_MLFLOW_TRACKING_URI).
+        self.mlflow_uri = os.environ.get("SMPIPE_MLFLOW_TRACKING_URI") or local_mlflow_uri(options.runs)
         state = saved_state(self.folder) if retry_of else {}
         if state and options.parameters:
             raise ex.ExpressionError("a retry keeps the execution's parameters; start a new execution to change them")
@@ -149,6 +162,8 @@ class Execution:
 
     def _job(self, name: str) -> Job:
         return Job(name=name, sandbox=self.folder / "jobs" / name, log=self.folder / "logs" / f"{name}.log",
+                   stand_ins={"SMPIPE_MLFLOW_TRACKING_URI": self.mlflow_uri,
+                              "SMPIPE_MLFLOW_ARTIFACTS": local_mlflow_artifacts(self.options.runs)},
                    store=self.options.store, code_root=self.options.code_root, echo=self.options.echo,
                    image=self.options.image)
 

@@ -40,6 +40,7 @@ class Job:
     image: str | None = None  # docker=1: run the job in this image instead of on the host
     # SageMaker names every job uniquely (a retried step is a new job); the container sees it as TRAINING_JOB_NAME.
     job_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    stand_ins: dict = field(default_factory=dict)  # this host's stand-ins for what a job reaches on AWS
 
     @property
     def opt_ml(self) -> Path:
@@ -86,6 +87,7 @@ def launch_hosts(jobs: list[Job], starts: list[container.Start], environment: di
 
 def _spawn(job: Job, start: container.Start, environment: dict, extra: dict) -> subprocess.Popen:
     container.write_files(start, job.opt_ml)
+    extra = {**job.stand_ins, **extra}
     cwd = container.workdir(job.sandbox)
     cwd.mkdir(parents=True, exist_ok=True)
     if job.image:

@@ -36,6 +36,7 @@ def summarise(outcome: Outcome, options: Options) -> None:
         output = result["properties"].get("TransformOutput", {}).get("S3OutputPath")
         if output and options.store.local_path(output):
             console.print(f"batch transform: {options.store.local_path(output)}")
+    _mlflow(console, outcome, options)
     _warnings(console, outcome)
     _cloud_estimate(console, outcome)
     if outcome.failure:
@@ -45,6 +46,18 @@ def summarise(outcome: Outcome, options: Options) -> None:
 
 
 WARNING = re.compile(r"(?:^|\] )warning: (.+)$")
+MLFLOW_RUN = re.compile(r"tracking: MLflow run \S+ \((\S+)\) under execution run (\S+)")
+
+
+def _mlflow(console, outcome: Outcome, options: Options) -> None:
+    """Where this execution's MLflow tree is, when its steps logged one."""
+    for name in outcome.steps:
+        log = outcome.folder / "logs" / f"{name}.log"
+        found = MLFLOW_RUN.search(log.read_text(encoding="utf-8", errors="replace")) if log.is_file() else None
+        if found:
+            console.print(f"MLflow: run {found.group(2)} (this execution, a child run per step) in "
+                          f"{(options.runs / 'mlflow.db').resolve()}; `make mlflow exp=...` opens it", markup=False)
+            return
 
 
 def warnings(outcome: Outcome) -> list[tuple[str, str]]:

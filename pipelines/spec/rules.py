@@ -66,6 +66,23 @@ def _tracking(spec: Experiment, add) -> None:
         add(("tracking", "wandb", "api_key_secret"), "jobs with aws.network_isolation: true cannot reach Secrets "
             "Manager (nor wandb), so the key could never be read", "drop api_key_secret and keep mode: offline "
             "(runs are saved in the job output for `wandb sync`), or turn network isolation off")
+    _mlflow(spec, add)
+
+
+def _mlflow(spec: Experiment, add) -> None:
+    mlflow = spec.tracking.mlflow
+    if mlflow is None:
+        return
+    if spec.aws.network_isolation:
+        add(("tracking", "mlflow"), "jobs with aws.network_isolation: true cannot reach an MLflow tracking server",
+            "turn network isolation off, or remove tracking.mlflow (wandb offline keeps runs in the job output)")
+    arn = mlflow.tracking_server_arn
+    if arn:
+        from pipelines.spec import values
+
+        for message in values.check_arn(arn, "sagemaker", spec.aws.region, "mlflow-"):
+            add(("tracking", "mlflow", "tracking_server_arn"), message, "the ARN of a SageMaker MLflow tracking "
+                "server (or app) in the jobs' region: Studio → MLflow lists it")
 
 
 def _steps(spec: Experiment, add) -> None:

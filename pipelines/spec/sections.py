@@ -66,8 +66,26 @@ class Wandb(Strict):
                                        description="Secrets Manager secret id holding the key")
 
 
+class Mlflow(Strict):
+    """MLflow tracking: one tree per execution (a parent run named by the execution id, a child per step)."""
+
+    tracking_server_arn: str | None = Field(None, pattern=r"^arn:[^\s]+$", max_length=2048,
+                                            description="a SageMaker MLflow tracking server or app (the job's role "
+                                            "signs in; also the pipeline's MlflowConfig)")
+    tracking_uri: str | None = Field(None, pattern=r"^https?://[^\s]+$", max_length=2048,
+                                     description="an MLflow tracking server the jobs reach over HTTP(S)")
+    experiment: str | None = Field(None, min_length=1, max_length=256, description="default: the experiment name")
+
+    @model_validator(mode="after")
+    def _one_server(self) -> Mlflow:
+        if (self.tracking_server_arn is None) == (self.tracking_uri is None):
+            raise ValueError("give exactly one of tracking_server_arn or tracking_uri")
+        return self
+
+
 class Tracking(Strict):
     wandb: Wandb = Wandb()
+    mlflow: Mlflow | None = Field(None, description="MLflow beside (or instead of) wandb")
 
 
 class Caching(Strict):

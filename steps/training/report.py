@@ -54,8 +54,8 @@ def report_speed(accelerator, epoch: int, speed: dict | None) -> None:
 
 def finish(accelerator, args, hyperparameters: dict, progress: dict, labels: list[str], step_losses, run) -> None:
     accelerator.wait_for_everyone()
-    tracking.finish(run)
     if not accelerator.is_main_process:
+        tracking.finish(run)
         return
     hf_dir = args.model_dir / "hf"
     shutil.rmtree(hf_dir, ignore_errors=True)
@@ -71,4 +71,5 @@ def finish(accelerator, args, hyperparameters: dict, progress: dict, labels: lis
     write_json(out / "train_results.json", results)
     write_json(args.model_dir / "train_results.json", results)
     plot_curves(progress["history"], step_losses, out / "curves.png")
+    tracking.finish(run, [out / "train_results.json", out / "curves.png"])
     print(json.dumps({"best": progress["best"], "best_epoch": progress["best_epoch"], "objective": args.objective}))

@@ -1,6 +1,8 @@
-"""wandb on the main process only; offline unless a key is given (directly or by Secrets Manager id).
+"""wandb and MLflow on the main process only. wandb is offline unless a key is given (directly or by Secrets
+Manager id); MLflow logs a child run of the execution's tree where `tracking.mlflow` is set
+(steps/core/mlflow_tree.py).
 
-Tracking never fails a job: a wandb problem is printed and training goes on.
+Tracking never fails a job: a tracker's problem is printed and training goes on.
 """
 
 from __future__ import annotations
@@ -34,7 +36,23 @@ def _key_available() -> bool:
     return bool(key)
 
 
-def start(config: dict, job_type: str, directory: str):
+class Runs:
+    """The job's run in each tracker that is on (either may be None)."""
+
+    def __init__(self, wandb_run, mlflow_run):
+        self.wandb, self.mlflow = wandb_run, mlflow_run
+
+
+def start(config: dict, job_type: str, directory: str, step: str | None = None) -> Runs:
+    from steps.core.mlflow_tree import StepRun, configured
+
+    mlflow_run = StepRun(step or job_type) if configured() else None
+    if mlflow_run is not None:
+        mlflow_run.params(config)
+    return Runs(_start_wandb(config, job_type, directory), mlflow_run)
+
+
+def _start_wandb(config: dict, job_type: str, directory: str):
     mode = os.environ.get("WANDB_MODE", "offline")
     if mode == "disabled":
         return None
@@ -51,17 +69,26 @@ def start(config: dict, job_type: str, directory: str):
         return None
 
 
-def log(run, data: dict, step: int | None = None) -> None:
-    if run is not None:
+def log(runs: Runs | None, data: dict, step: int | None = None) -> None:
+    if runs is None:
+        return
+    if runs.mlflow is not None:
+        runs.mlflow.metrics(data, step)
+    if runs.wandb is not None:
         try:
-            run.log(data, step=step)
+            runs.wandb.log(data, step=step)
         except Exception as exc:  # noqa: BLE001
             print(f"warning: wandb log failed ({exc})", file=sys.stderr)
 
 
-def finish(run) -> None:
-    if run is not None:
+def finish(runs: Runs | None, artifacts: list | None = None) -> None:
+    if runs is None:
+        return
+    if runs.mlflow is not None:
+        runs.mlflow.artifacts(artifacts or [])
+        runs.mlflow.end()
+    if runs.wandb is not None:
         try:
-            run.finish()
+            runs.wandb.finish()
         except Exception as exc:  # noqa: BLE001
             print(f"warning: wandb finish failed ({exc})", file=sys.stderr)

@@ -91,6 +91,13 @@ def environment(ctx: Context, kind: str | None = None) -> dict[str, str]:
         env["WANDB_ENTITY"] = wandb.entity
     if wandb.api_key_secret:
         env["SMPIPE_WANDB_SECRET_ID"] = wandb.api_key_secret
+    mlflow = ctx.spec.tracking.mlflow
+    if mlflow is not None:  # the tree's parent is the execution: its id, resolved when the execution starts
+        from sagemaker.core.workflow.execution_variables import ExecutionVariables
+
+        env["MLFLOW_TRACKING_URI"] = mlflow.tracking_server_arn or mlflow.tracking_uri
+        env["MLFLOW_EXPERIMENT_NAME"] = mlflow.experiment or ctx.spec.name
+        env["SMPIPE_EXECUTION_ID"] = ExecutionVariables.PIPELINE_EXECUTION_ID
     return env
 
 
