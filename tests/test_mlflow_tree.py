@@ -132,3 +132,22 @@ def test_a_sagemaker_mlflow_server_reaches_the_definition_and_the_role():
     assert {"Sid": "Mlflow", "Effect": "Allow", "Action": "sagemaker-mlflow:*", "Resource": ARN} in statements
     plain = plan(load(ROOT / "experiments" / "EXP-0002-bert-vs-distilbert" / "experiment.yaml"))
     assert __import__("json").loads(definition(plain))["MlflowConfig"] is None
+
+
+def test_wandb_groups_a_jobs_run_by_its_execution_where_the_job_knows_it(monkeypatch, tmp_path):
+    import wandb
+
+    from steps.training import tracking
+
+    calls = []
+    monkeypatch.setattr(wandb, "init", lambda **kwargs: calls.append(kwargs) or "run")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("SMPIPE_EXPERIMENT", "EXP-0042-minimal")
+    monkeypatch.setenv("SMPIPE_EXECUTION_ID", "exec-9")
+    tracking.start({}, "m-train", str(tmp_path))
+    monkeypatch.delenv("SMPIPE_EXECUTION_ID")
+    tracking.start({}, "m-train", str(tmp_path))
+    assert calls[0]["group"] == "exec-9" and calls[0]["tags"] == ["EXP-0042-minimal", "exec-9"]
+    assert calls[0]["config"]["smpipe_execution_id"] == "exec-9"
+    assert calls[1]["group"] == "EXP-0042-minimal" and calls[1]["tags"] == ["EXP-0042-minimal"]

@@ -61,8 +61,13 @@ def _start_wandb(config: dict, job_type: str, directory: str):
     try:
         import wandb
 
+        experiment = os.environ.get("SMPIPE_EXPERIMENT", "manual")
+        execution = os.environ.get("SMPIPE_EXECUTION_ID")  # set where the jobs know it (tracking.mlflow)
+        # one group per execution where it is known (wandb's tree), else per experiment
         return wandb.init(project=os.environ.get("WANDB_PROJECT", "smpipe"), entity=os.environ.get("WANDB_ENTITY"),
-                          group=os.environ.get("SMPIPE_EXPERIMENT", "manual"), job_type=job_type, config=config,
+                          group=execution or experiment, job_type=job_type,
+                          tags=[experiment, *([execution] if execution else [])],
+                          config={**config, "smpipe_experiment": experiment, "smpipe_execution_id": execution},
                           mode=mode, dir=directory, reinit="finish_previous")
     except Exception as exc:  # noqa: BLE001 - tracking must not fail the job
         print(f"warning: wandb could not start for this job ({type(exc).__name__}: {exc})", file=sys.stderr)
