@@ -113,9 +113,40 @@ def evaluate_model(args, name: str, names: list[str]) -> dict:
     metrics = classification_metrics(doc_labels, predictions, len(names))
     matrix = confusion_png(doc_labels, predictions, names, name, args.output / f"confusion_{name}.png")
     return {"metrics": {f"test_{k}": v for k, v in metrics.items()}, "per_label": per_label(doc_labels, predictions, names),
+            "training": training_summary(folder, args.prepared, name),
             "confusion_matrix": matrix, "rows_per_second": rate, "documents": len(docs),
             "correct": (predictions == doc_labels).tolist(), "doc_ids": docs.tolist(), "tar": tar, "folder": folder,
             "predicted": predictions.tolist(), "true": doc_labels.tolist()}
+
+
+def training_summary(folder: Path, prepared: Path, name: str) -> dict:
+    """How a model was made, from the files its steps wrote: the prepared data's strategy and windows, the
+    training job's steps run against those planned, epochs, time and device (missing files: left out)."""
+    read = lambda path: json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}  # noqa: E731
+    model, train = read(prepared / name / "model.json"), read(folder / "train_results.json")
+    windows = read(prepared / "prepare_results.json").get("models", {}).get(name, {})
+    return {"strategy": model.get("long_documents"), "max_length": model.get("max_length"),
+            "stride": model.get("stride") if model.get("long_documents") == "sliding" else None,
+            "training_rows_per_epoch": windows.get("training_rows_per_epoch"),
+            "windows_per_document_max": windows.get("windows_per_document", {}).get("max"),
+            "epochs_run": len(train.get("history", [])) or None, "epochs_planned": train.get("epochs_planned"),
+            "steps_run": train.get("steps_run"), "steps_planned": train.get("steps_planned"),
+            "max_steps": train.get("max_steps"), "train_seconds": train.get("train_seconds"),
+            "device": train.get("device")}
+
+
+def _training_table(evaluation: dict) -> list[str]:
+    show = lambda v: "–" if v is None else (f"{v:,}" if isinstance(v, int) else str(v))  # noqa: E731
+    lines = ["", "| model | strategy | max_length | stride | training rows / epoch | max windows / doc | epochs | "
+             "steps run / planned | train time | device |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, model in evaluation["models"].items():
+        t = model.get("training", {})
+        seconds = f"{t['train_seconds']:.0f} s" if t.get("train_seconds") is not None else "–"
+        lines.append(f"| {name} | {show(t.get('strategy'))} | {show(t.get('max_length'))} | {show(t.get('stride'))} | "
+                     f"{show(t.get('training_rows_per_epoch'))} | {show(t.get('windows_per_document_max'))} | "
+                     f"{show(t.get('epochs_run'))} of {show(t.get('epochs_planned'))} | {show(t.get('steps_run'))} / "
+                     f"{show(t.get('steps_planned'))} | {seconds} | {show(t.get('device'))} |")
+    return lines
 
 
 def report_md(evaluation: dict, names: list[str]) -> str:
@@ -130,6 +161,7 @@ def report_md(evaluation: dict, names: list[str]) -> str:
         m = row["metrics"]
         lines.append(f"| {rank} | {row['model']} | {m['test_accuracy']:.4f} | {m['test_macro_f1']:.4f} | "
                      f"{m['test_weighted_f1']:.4f} | {row['rows_per_second']:.0f} |")
+    lines += _training_table(evaluation)
     if evaluation["pairwise"]:
         lines += ["", f"McNemar's test for every pair of models on the same documents; p adjusted with Holm's "
                   f"correction over the {len(evaluation['pairwise'])} pair(s).", "",

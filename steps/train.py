@@ -237,16 +237,30 @@ def main(argv=None) -> int:
         t.run = tracking.start({k: str(v) for k, v in vars(args).items()} | {"labels": t.labels},
                                f"{args.model_name}-train", str(contract.output_data_dir()),
                                step=f"Train-{args.model_name}")
-    t.step = progress["epoch"] * t.per_epoch
+    t.step, started = progress["epoch"] * t.per_epoch, time.perf_counter()
+    planned = t.per_epoch * args.epochs
     for epoch in range(progress["epoch"] + 1, args.epochs + 1):
         metrics, speed = train_epoch(t, epoch)
         stop = end_epoch(t, epoch, progress, metrics, speed)
         if stop is not None:
             return stop
         if args.max_steps and t.step >= args.max_steps:
+            if t.step < planned:  # said in the log, the results and the report: a cap that cuts training short
+                t.accelerator.print(f"max_steps {args.max_steps} reached in epoch {epoch} of {args.epochs}: "
+                                    f"{t.step:,} of {planned:,} planned steps run")
             break
+    progress.update(steps_run=t.step, steps_planned=planned, max_steps=args.max_steps, epochs_planned=args.epochs,
+                    train_seconds=round(time.perf_counter() - started, 1), device=device_name(t.accelerator))
     train_report.finish(t.accelerator, args, hyperparameters, progress, t.labels, t.step_losses, t.run)
     return 0
+
+
+def device_name(accelerator) -> str:
+    import torch
+
+    if accelerator.device.type == "cuda":
+        return f"{accelerator.num_processes} × {torch.cuda.get_device_name(accelerator.device)}"
+    return f"{accelerator.num_processes} × cpu"
 
 
 if __name__ == "__main__":

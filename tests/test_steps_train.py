@@ -174,8 +174,26 @@ def test_evaluate_compares_models_on_the_same_test_set(tmp_path, prepared, tiny_
     assert (pair["a"], pair["b"]) == tuple(row["model"] for row in evaluation["leaderboard"])
     assert pair["p_value"] == cmp["p_value"] == pair["p_holm"]  # one pair: nothing to correct
     assert isinstance(evaluation["flags"], list) and all(f"- {flag}" in report for flag in evaluation["flags"])
+    training = evaluation["models"]["a"]["training"]
+    assert training["strategy"] == "head" and training["stride"] is None and training["device"] == "1 × cpu"
+    assert training["steps_run"] == training["steps_planned"] > 0 and training["epochs_run"] == training["epochs_planned"]
+    assert "| steps run / planned |" in report and f"| {training['steps_run']} / {training['steps_planned']} |" in report
     assert (out / "confusion_a.png").is_file()
     assert (best / "model.tar.gz").read_bytes() == (models / evaluation["best"]["model"] / "model.tar.gz").read_bytes()
+
+
+def test_a_max_steps_cap_that_cuts_training_is_said_in_the_log_and_the_results(tmp_path, prepared, tiny_model):
+    opt_ml = training_sandbox(tmp_path / "capped", prepared / "a", tiny_model, {**HP, "max_steps": "2"})
+    result = run([sys.executable, "-m", "steps.launcher", "train"], env={contract.OPT_ML_ENV: str(opt_ml)})
+    results = json.loads((opt_ml / "output/data/train_results.json").read_text())
+    assert results["steps_run"] == 2 < results["steps_planned"] and results["max_steps"] == 2
+    assert f"max_steps 2 reached in epoch 1 of {HP['epochs']}: 2 of {results['steps_planned']} planned steps run" in \
+        result.stdout + result.stderr
+    from steps.core.compare import flags
+
+    flagged = flags({"capped": {"true": [0, 1], "predicted": [0, 1], "per_label": {"x": {"f1": 1}, "y": {"f1": 1}},
+                                "training": {"steps_run": 2, "steps_planned": 12, "max_steps": 2}}}, ["x", "y"])
+    assert flagged == ["capped stopped at max_steps 2: 2 of 12 planned steps ran"]
 
 
 def test_evaluate_names_a_missing_model(tmp_path, prepared):

@@ -70,6 +70,11 @@ def flags(results: dict[str, dict], names: list[str]) -> list[str]:
             elif result["per_label"][label]["f1"] == 0:
                 failing.setdefault(label, []).append(model)
                 lines.append(f"{model} scores F1 = 0 on {label}")
+    for model, result in results.items():
+        t = result.get("training") or {}
+        if t.get("steps_run") and t.get("steps_planned") and t["steps_run"] < t["steps_planned"]:
+            lines.append(f"{model} stopped at max_steps {t['max_steps']}: {t['steps_run']:,} of "
+                         f"{t['steps_planned']:,} planned steps ran")
     every = [f"{label} fails in every model (never predicted or F1 = 0): check its labels and its data"
              for label, models in sorted(failing.items()) if len(models) == len(results) > 1]
     return every + lines

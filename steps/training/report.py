@@ -66,7 +66,9 @@ def finish(accelerator, args, hyperparameters: dict, progress: dict, labels: lis
     results = {"model_name": args.model_name, "objective": args.objective, "best": progress["best"],
                "best_epoch": progress["best_epoch"], "history": progress["history"], "labels": labels,
                "hyperparameters": hyperparameters,
-               "processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision}
+               "processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
+               **{k: progress.get(k) for k in ("steps_run", "steps_planned", "max_steps", "epochs_planned",
+                                               "train_seconds", "device")}}
     out = contract.output_data_dir()
     write_json(out / "train_results.json", results)
     write_json(args.model_dir / "train_results.json", results)
