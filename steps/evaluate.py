@@ -29,7 +29,7 @@ from steps.core.common import (
     window_settings,
     write_json,
 )
-from steps.core.compare import EXACT_BELOW, mcnemar, mcnemar_p  # noqa: F401 - their home before compare.py
+from steps.core.compare import mcnemar
 from steps.inference import torchscript
 
 
@@ -122,9 +122,8 @@ def evaluate_model(args, name: str, names: list[str]) -> dict:
 def training_summary(folder: Path, prepared: Path, name: str) -> dict:
     """How a model was made, from the files its steps wrote: the prepared data's strategy and windows, the
     training job's steps run against those planned, epochs, time and device (missing files: left out)."""
-    read = lambda path: json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}  # noqa: E731
-    model, train = read(prepared / name / "model.json"), read(folder / "train_results.json")
-    windows = read(prepared / "prepare_results.json").get("models", {}).get(name, {})
+    model, train = _read(prepared / name / "model.json"), _read(folder / "train_results.json")
+    windows = _read(prepared / "prepare_results.json").get("models", {}).get(name, {})
     return {"strategy": model.get("long_documents"), "max_length": model.get("max_length"),
             "stride": model.get("stride") if model.get("long_documents") == "sliding" else None,
             "training_rows_per_epoch": windows.get("training_rows_per_epoch"),
@@ -133,6 +132,10 @@ def training_summary(folder: Path, prepared: Path, name: str) -> dict:
             "steps_run": train.get("steps_run"), "steps_planned": train.get("steps_planned"),
             "max_steps": train.get("max_steps"), "train_seconds": train.get("train_seconds"),
             "device": train.get("device")}
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _training_table(evaluation: dict) -> list[str]:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from steps.evaluate import EXACT_BELOW, mcnemar, mcnemar_p
+from steps.core.compare import EXACT_BELOW, mcnemar, mcnemar_p
 
 
 def exact_two_sided(b: int, c: int) -> float:

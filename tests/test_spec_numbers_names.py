@@ -63,3 +63,11 @@ def test_a_path_no_file_system_holds_is_a_clean_error(write_spec, field_text, fi
 def test_a_spec_path_no_file_system_holds_is_a_clean_error():
     with pytest.raises(SpecError, match="file not found"):
         load("x" * 5000 + "/experiment.yaml")
+
+
+@pytest.mark.parametrize("raw", ["\u0661->\u0663", "1_0->20", "1e-4->\u0663e-3"])
+def test_a_range_written_with_other_than_ascii_digits_is_refused(raw):
+    from pipelines.spec import ranges
+
+    with pytest.raises(ValueError, match="is not 'low->high' with numbers"):
+        ranges.parse("epochs", raw)

@@ -162,7 +162,7 @@ def test_evaluate_compares_models_on_the_same_test_set(tmp_path, prepared, tiny_
     assert 0 <= evaluation["best"]["test_macro_f1"] <= 1
     assert [row["model"] for row in evaluation["leaderboard"]][0] == evaluation["best"]["model"]
     assert set(evaluation["models"]["a"]["per_label"]) == {"cooking", "space", "sports"}
-    from steps.evaluate import mcnemar_p
+    from steps.core.compare import mcnemar_p
 
     cmp = evaluation["comparisons"][0]
     assert cmp["p_value"] == mcnemar_p(cmp["only_best_correct"], cmp["only_other_correct"])["p_value"]

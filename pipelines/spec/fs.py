@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+MAX_PATH = 1024  # longer, or a part over 255 characters, is a name no file system we run on holds
+
+
+def too_long(value: str) -> bool:
+    return len(value) > MAX_PATH or any(len(part) > 255 for part in value.split("/"))
+
 
 def exists(path: Path) -> bool:
     try:

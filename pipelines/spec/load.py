@@ -84,7 +84,7 @@ def _with_base(path: Path, label: str, root: Path, chain: tuple[Path, ...] = ())
     where = {"line": base_pos[1], "column": base_pos[2], "path": "base"}
     if len(chain) > 4 or not isinstance(base, str):
         raise fail(label, "base must be one template path (nesting at most 5 deep)", **where)
-    if len(base) > rules_paths.MAX_PATH or any(len(part) > 255 for part in base.split("/")):
+    if fs.too_long(base):
         raise fail(label, f"a base path of {len(base):,} characters is not a file any file system holds", **where,
                    hint="give the template's path relative to the experiment folder or the project root")
     base_path = next((p.resolve() for p in (path.parent / base, root / base) if fs.is_file(p)), None)
@@ -101,8 +101,6 @@ def _with_base(path: Path, label: str, root: Path, chain: tuple[Path, ...] = ())
         raise fail(label, f"base templates form a cycle: {cycle}", **where, hint="remove one base: line")
     parent = _with_base(base_path, _label(base_path), root, seen)
     return _merge(parent, doc)
-
-
 
 
 def _merge(base: Sourced, top: Sourced) -> Sourced:

@@ -17,7 +17,6 @@ DATA_ROOTS_ENV = "SMPIPE_DATA_ROOTS"  # os.pathsep-separated folders outside the
 SECRET_NAMES = {".aws", ".ssh", ".gnupg", ".kube", ".docker", ".azure", ".netrc", ".git-credentials", ".pypirc",
                 "gcloud", ".password-store"}
 SYSTEM_ROOTS = ("/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/var", "/usr", "/bin", "/sbin", "/lib", "/run")
-MAX_PATH = 1024
 
 
 def local_fields(spec: Experiment) -> list[tuple[tuple, str]]:
@@ -40,13 +39,13 @@ def check(spec: Experiment, root: Path, add) -> None:
 
 def _hub_id(spec: Experiment, value: str, root: Path) -> bool:
     """A model hub id (downloaded by the job), not a folder: as compile/plan.py tells them apart."""
-    return (spec.allow_hub_download and not value.startswith(("/", "~", ".")) and len(value) <= MAX_PATH
+    return (spec.allow_hub_download and not value.startswith(("/", "~", ".")) and not fs.too_long(value)
             and not fs.exists(root / value))
 
 
 def path_problem(value: str, root: Path, allowed: list[Path]) -> tuple[str, str] | None:
     """(message, hint) when ``value`` may not be staged; None when it may."""
-    if len(value) > MAX_PATH or any(len(part) > 255 for part in value.split("/")):
+    if fs.too_long(value):
         return (f"a path of {len(value):,} characters is not a folder any file system holds",
                 "give the folder's path relative to the project root")
     path = Path(value).expanduser()

@@ -33,13 +33,11 @@ class StepRun:
 
     def __init__(self, step: str):
         self.step, self.client, self.run_id = step, None, None
-        if not configured():
-            return
-        self._guard(self._start)
+        if configured():
+            self._guard(self._start)
 
     def _guard(self, action):
-        if self.client is None and action != self._start:
-            return None
+        """Run ``action``; on its first failure, say so once and stop tracking this step."""
         try:
             return action()
         except Exception as exc:  # noqa: BLE001 - tracking must never fail the step
@@ -75,7 +73,8 @@ class StepRun:
         from mlflow.entities import Param
 
         items = [Param(str(k)[:250], str(v)[:6000]) for k, v in values.items()]
-        self._guard(lambda: self.client.log_batch(self.run_id, params=items))
+        if self.client is not None:
+            self._guard(lambda: self.client.log_batch(self.run_id, params=items))
 
     def metrics(self, values: dict, step: int | None = None) -> None:
         import time
@@ -85,15 +84,17 @@ class StepRun:
         now = int(time.time() * 1000)
         items = [Metric(_metric_key(k), float(v), now, step or 0) for k, v in values.items()
                  if isinstance(v, int | float) and not isinstance(v, bool)]
-        self._guard(lambda: self.client.log_batch(self.run_id, metrics=items))
+        if self.client is not None:
+            self._guard(lambda: self.client.log_batch(self.run_id, metrics=items))
 
     def artifacts(self, paths: list[Path]) -> None:
         for path in paths:
-            if Path(path).is_file():
+            if self.client is not None and Path(path).is_file():
                 self._guard(lambda p=path: self.client.log_artifact(self.run_id, str(p)))
 
     def end(self, status: str = "FINISHED") -> None:
-        self._guard(lambda: self.client.set_terminated(self.run_id, status))
+        if self.client is not None:
+            self._guard(lambda: self.client.set_terminated(self.run_id, status))
 
 
 def _metric_key(key: str) -> str:
