@@ -106,7 +106,7 @@ def evaluate_model(args, name: str, names: list[str]) -> dict:
     from transformers import AutoTokenizer
 
     pad_id = AutoTokenizer.from_pretrained(str(folder / "hf")).pad_token_id or 0
-    logits, rate = torchscript.predict(folder, test, pad_id, args.batch_tokens)
+    logits, rate = torchscript.predict(folder, test, pad_id, args.batch_tokens, f"evaluate {name}: test set")
     _, aggregation = window_settings(contract.read_json(data_dir / "model.json"))
     docs, doc_logits, doc_labels = aggregate_windows(test["doc_id"], logits, test["labels"], aggregation)
     predictions = doc_logits.argmax(-1)
@@ -183,9 +183,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     names = read_labels(args.prepared)
     args.output.mkdir(parents=True, exist_ok=True)
-    from tqdm.auto import tqdm
-
-    results = {name: evaluate_model(args, name, names) for name in tqdm(args.model, desc="models", mininterval=30)}
+    results = {name: evaluate_model(args, name, names) for name in args.model}  # each prints its progress lines
     key = args.objective.replace(":", "_")
     ranked = sorted(results, key=lambda n: (-results[n]["metrics"][key], n))
     best = ranked[0]

@@ -21,6 +21,7 @@ from pathlib import Path
 from steps import contract
 from steps.core import faults
 from steps.core.common import StepError, aggregate_windows, classification_metrics, run_main, window_settings
+from steps.core.progress import Progress
 from steps.training import checkpoints, throughput, tracking
 from steps.training import report as train_report
 from steps.training.setup import make_loader, make_optimizer, setup
@@ -57,13 +58,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def progress_bar(iterable, desc: str, enabled: bool):
-    """tqdm on the main process; sparse updates when the output is a log file, not a terminal."""
-    import sys
-
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, disable=not enabled, mininterval=0.5 if sys.stderr.isatty() else 30)
+def progress_bar(iterable, desc: str, enabled: bool, total: int):
+    """Progress lines on the main process (done, rate, time left): the job's log is never a terminal."""
+    progress = Progress(desc, total=total, unit="batches") if enabled else None
+    for item in iterable:
+        yield item
+        if progress:
+            progress.update()
+    if progress:
+        progress.done()
 
 
 def evaluate(model, loader, accelerator, num_labels: int, aggregation: str = "mean") -> dict[str, float]:
@@ -171,7 +174,8 @@ def train_epoch(t: Loop, epoch: int) -> tuple[dict, dict | None]:
     t.train_sampler.epoch = epoch
     meter, epoch_losses = new_meter(t.base, accelerator, t.per_epoch), []
     started, samples, loss_sum, batches = time.perf_counter(), 0, torch.zeros((), device=accelerator.device), 0
-    for batch in progress_bar(t.train_loader, f"epoch {epoch}", accelerator.is_local_main_process):
+    for batch in progress_bar(t.train_loader, f"train {args.model_name} epoch {epoch}/{args.epochs}",
+                              accelerator.is_local_main_process, len(t.train_loader)):
         batch.pop("doc_id")
         meter.batch(batch["attention_mask"])
         with accelerator.accumulate(t.model):

@@ -5,6 +5,7 @@ and a gate that is not met."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -69,7 +70,7 @@ def test_tuning_experiment_runs_end_to_end(experiment):
     registered = json.loads((experiment["runs"] / "registry" / "tiny-group" / "1.json").read_text())
     assert registered["ModelApprovalStatus"] == "Approved" and registered["ModelDataUrl"].endswith("/best-model/model.tar.gz")
     assert "leaderboard (test set)" in result.stdout and "report:" in result.stdout
-    flat = " ".join(result.stdout.split())  # rich wraps long lines at the terminal's width
+    flat = " ".join(result.stdout.split())
     assert "cloud estimate: the same step-seconds on the definition's instances" in flat
     assert "no price for local" in flat  # `local` instances have no price: said, not zeroed
     output = steps["Transform"]["properties"]["TransformOutput"]["S3OutputPath"]
@@ -77,6 +78,7 @@ def test_tuning_experiment_runs_end_to_end(experiment):
     scored = (experiment["store"] / output[5:] / "new.csv.out").read_text().splitlines()
     assert len(scored) == 12 and all(line.split(",")[0] in ("sports", "cooking", "space") for line in scored)
     results = json.loads((experiment["runs"] / state["execution_id"] / "results.json").read_text())
+    assert f"logs and state: {experiment['runs'].resolve() / state['execution_id']}\n" in result.stdout  # never wrapped
     assert f"results: {experiment['runs'].resolve() / state['execution_id'] / 'results.json'}" in result.stdout
     assert results["steps"]["Evaluate"]["status"] == "Succeeded" and results["steps"]["Evaluate"]["seconds"] > 0
     assert set(results["scores"]) == {"tiny"} and 0 <= results["scores"]["tiny"]["test_macro_f1"] <= 1
@@ -84,6 +86,17 @@ def test_tuning_experiment_runs_end_to_end(experiment):
     assert results["commit"] and results["machine"]["cores"] and "torch" in results["versions"]
     raw = len((experiment["root"] / "raw" / "data.jsonl").read_text().splitlines())
     assert results["prepare"]["models"]["tiny"]["documents"] == raw
+
+
+def test_every_job_step_shows_its_progress_on_the_terminal(experiment):
+    """A long step is never silent: each job's progress lines (done, rate, time left) reach the terminal, the
+    closing line of each phase always, the rest at a bounded rate (tests/test_terminal_output.py)."""
+    out = experiment["result"].stdout
+    assert re.search(r"^  … Prepare: prepare tiny: tokenising: 90/90 documents \(.*/s, .* in all\)$", out, re.M), out
+    trials = re.findall(r"^  … (\S+): train tiny epoch 1/1: (\d+)/\2 batches \(.* in all\)$", out, re.M)
+    assert len({job for job, _ in trials}) == 3, out  # one per tuning trial
+    assert re.search(r"^  … Evaluate: evaluate tiny: test set: started, \d+ rows$", out, re.M), out
+    assert "progress: " not in out  # the job's own marker stays in its log
 
 
 def test_the_execution_is_one_mlflow_tree_in_the_local_store(experiment):

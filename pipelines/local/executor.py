@@ -22,7 +22,7 @@ from pipelines.local import expressions as ex
 from pipelines.local.cache import StepCache
 from pipelines.local.graph import dependencies, descendants, flatten, parameter_values
 from pipelines.local.handlers import StepContext, handler_for
-from pipelines.local.jobs import Job, JobFailed
+from pipelines.local.jobs import Job, JobFailed, TerminalProgress
 from pipelines.store.base import Store, StoreError
 
 
@@ -111,6 +111,7 @@ class Execution:
         self.results: dict[str, dict] = {}
         self.skipped_branch: set[str] = set()
         self.lock = threading.Lock()
+        self.progress = TerminalProgress(options.say, float(os.environ.get("SMPIPE_TERMINAL_PROGRESS_S", "15")))
         self.cache = StepCache(options.runs / "cache", options.use_cache, options.from_step, self.deps, self.execution_id)
         for name, result in state.get("steps", {}).items():
             if name in self.steps and self._kept(name) and result["status"] in REUSED_ON_RETRY:
@@ -165,7 +166,7 @@ class Execution:
                    stand_ins={"SMPIPE_MLFLOW_TRACKING_URI": self.mlflow_uri,
                               "SMPIPE_MLFLOW_ARTIFACTS": local_mlflow_artifacts(self.options.runs)},
                    store=self.options.store, code_root=self.options.code_root, echo=self.options.echo,
-                   image=self.options.image)
+                   image=self.options.image, progress=self.progress)
 
     def _skip_branch(self, step: dict, outcome: bool) -> None:
         """A condition decided: the steps of the branch not taken, and all that depend on them, never run."""

@@ -13,12 +13,14 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.local import container
 from pipelines.store.base import Store
 from steps import contract
+from steps.core.progress import PREFIX as PROGRESS
 
 TAIL_LINES = 25
 
@@ -41,6 +43,7 @@ class Job:
     # SageMaker names every job uniquely (a retried step is a new job); the container sees it as TRAINING_JOB_NAME.
     job_id: str = field(default_factory=lambda: secrets.token_hex(4))
     stand_ins: dict = field(default_factory=dict)  # this host's stand-ins for what a job reaches on AWS
+    progress: Callable[[str, str], None] | None = None  # (job, line): the job's progress lines, for the terminal
 
     @property
     def opt_ml(self) -> Path:
@@ -106,6 +109,26 @@ def _stream(job: Job, proc: subprocess.Popen, tail: deque) -> None:
             tail.append(line.rstrip("\n"))
             if job.echo:
                 print(f"  [{job.name}] {line}", end="", flush=True)
+            elif job.progress and line.startswith(PROGRESS):
+                job.progress(job.name, line[len(PROGRESS):].rstrip("\n"))
+
+
+@dataclass
+class TerminalProgress:
+    """Each running job's progress lines on the terminal: the first at once, then at most one per job every
+    ``every`` seconds, and a phase's closing line always; so a long step is never silent and parallel steps
+    never flood the terminal. The job's log keeps every line."""
+
+    say: Callable[[str], None]
+    every: float = 15.0
+    last: dict = field(default_factory=dict)
+
+    def __call__(self, job: str, line: str) -> None:
+        now = time.monotonic()
+        if now - self.last.get(job, -self.every) < self.every and not line.endswith(" in all)"):
+            return
+        self.last[job] = now
+        self.say(f"  … {job}: {line}")
 
 
 def _wait_all(procs: list[subprocess.Popen]) -> list[int]:

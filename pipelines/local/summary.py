@@ -20,7 +20,7 @@ def summarise(outcome: Outcome, options: Options) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # a path is never cut at the terminal width
     table = Table(title=f"{outcome.execution_id}: {outcome.status}")
     for column in ("step", "status", "seconds", "note"):
         table.add_column(column)

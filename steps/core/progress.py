@@ -4,7 +4,8 @@
     progress.update(1000)  # prints at most every SMPIPE_PROGRESS_S seconds (30): done, rate, time left
     progress.done()
 
-A line is also printed at the start, so a step's log is never empty while it works.
+A line is also printed at the start, so a step's log is never empty while it works. Every line begins with
+``PREFIX``: the local executor repeats these lines on the terminal (pipelines/local/jobs.py).
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ import os
 import sys
 import time
 
+PREFIX = "progress: "
+
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _rate(rate: float) -> str:
+    """Two significant digits below 10 a second (a training step may take seconds), whole numbers above."""
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
 
 
 class Progress:
@@ -29,14 +37,14 @@ class Progress:
         self._print(f"{what}: started" + (f", {total:,} {unit}" if total is not None else ""))
 
     def _print(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
+        print(PREFIX + line, file=self.stream, flush=True)
 
-    def line(self) -> str:
+    def line(self, final: bool = False) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = self.count / elapsed
         text = f"{self.what}: {self.count:,}" + (f"/{self.total:,}" if self.total else "") + f" {self.unit}"
-        text += f" ({rate:,.0f}/s, {_duration(elapsed)} elapsed"
-        if self.total and rate > 0:
+        text += f" ({_rate(rate)}/s, {_duration(elapsed)} " + ("in all" if final else "elapsed")
+        if self.total and rate > 0 and not final:
             text += f", {_duration((self.total - self.count) / rate)} left"
         return text + ")"
 
@@ -48,4 +56,4 @@ class Progress:
             self._print(self.line())
 
     def done(self) -> None:
-        self._print(self.line().replace(" elapsed", " in all"))
+        self._print(self.line(final=True))

@@ -43,7 +43,7 @@ def load(model_dir: Path):
     return module, device, keys
 
 
-def predict(model_dir: Path, dataset, pad_id: int, tokens: int = 0) -> tuple:
+def predict(model_dir: Path, dataset, pad_id: int, tokens: int = 0, what: str = "inference") -> tuple:
     """Logits for every row of ``dataset`` (a datasets.Dataset with input_ids), in row order, and the
     rows/s of the timed pass (after one untimed call on the first and on the longest batch).
 
@@ -67,7 +67,7 @@ def predict(model_dir: Path, dataset, pad_id: int, tokens: int = 0) -> tuple:
         if device == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        outputs = run_batches(module, batches, tensors, device)
+        outputs = run_batches(module, batches, tensors, device, what)
         logits = torch.cat(outputs).float().cpu().numpy() if outputs else np.zeros((0, 0))
         elapsed = time.perf_counter() - started
     order = np.concatenate([np.asarray(b, dtype=np.int64) for b in batches]) if batches else np.zeros(0, np.int64)
@@ -76,9 +76,9 @@ def predict(model_dir: Path, dataset, pad_id: int, tokens: int = 0) -> tuple:
     return result, len(order) / max(elapsed, 1e-9)
 
 
-def run_batches(module, batches: list[list[int]], tensors, device: str) -> list:
+def run_batches(module, batches: list[list[int]], tensors, device: str, what: str = "inference") -> list:
     """Forward every batch; building batch i+1 overlaps the forward of batch i."""
-    outputs, progress = [], Progress("inference", total=sum(map(len, batches)), unit="rows")
+    outputs, progress = [], Progress(what, total=sum(map(len, batches)), unit="rows")
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(tensors, batches[0]) if batches else None
         for n in range(len(batches)):
@@ -86,4 +86,5 @@ def run_batches(module, batches: list[list[int]], tensors, device: str) -> list:
             pending = pool.submit(tensors, batches[n + 1]) if n + 1 < len(batches) else None
             outputs.append(module(*[t.to(device, non_blocking=True) for t in inputs]))
             progress.update(len(batches[n]))
+    progress.done()
     return outputs
