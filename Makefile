@@ -147,8 +147,11 @@ bench-long: venv model bench/out/assets/docs.jsonl.gz ## long documents (10k-500
 bench-serving: bench/out/assets/docs.jsonl.gz ## the serving program under 64 concurrent clients, batched vs one request at a time (CPU or GPU)
 	$(or $(BENCH_PY),$(PY)) bench/serving.py $(args)
 
+clean-runs: venv ## delete old local executions, keeping the N newest of each experiment and all the registry or their cache uses: make clean-runs keep=3 [exp=...] [dry=1]
+	$(PY) -m pipelines clean-runs $(if $(keep),--keep $(keep)) $(if $(exp),--experiment $(exp)) $(if $(dry),--dry-run)
+
 clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
 .PHONY: help venv model local serve invoke deploy undeploy jupyter mlflow terminal cost prices definition validate plan golden schema lint test test-gpu clean new-exp \
-	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-serving bench-long
+	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-serving bench-long clean-runs

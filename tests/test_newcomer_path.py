@@ -1,10 +1,13 @@
 """The newcomer's path through the Makefile targets with their defaults, in a fresh-clone layout (the tracked
 files only, relative paths): `make local` of a tiny experiment, `make serve`, `make invoke` over a real
-socket, with text that needs quoting and a file of texts. Nothing is given beyond exp= and port=."""
+socket, with text that needs quoting and a file of texts. Nothing is given beyond exp= and port= (and
+keep= to prune a second run with `make clean-runs`)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,6 +58,20 @@ def make(clone, *args, timeout=600) -> subprocess.CompletedProcess:
                           timeout=timeout, env=env)
 
 
+def prune_the_first_of_two_runs(clone):
+    """A second run (nothing cached), then `make clean-runs keep=1`: the first run goes, its registered model
+    stays in the store, and the latest version is what `make serve` then serves."""
+    again = make(clone, "local", f"exp={NAME}", "args=--no-cache")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    first, second = sorted((clone / ".local-runs").glob("local-*"))
+    assert make(clone, "clean-runs").returncode == 2  # keep= is required: nothing is deleted by default
+    pruned = make(clone, "clean-runs", "keep=1")
+    assert pruned.returncode == 0 and f"deleted {first.name} ({NAME}" in pruned.stdout, pruned.stdout + pruned.stderr
+    assert not first.exists() and second.exists()
+    v1 = json.loads((clone / ".local-runs" / "registry" / "newcomer-group" / "1.json").read_text())["ModelDataUrl"]
+    assert (clone / ".local-s3" / v1[len("s3://"):]).is_file()
+
+
 def test_local_then_serve_then_invoke_with_defaults(tmp_path):
     clone = fresh_clone(tmp_path)
     rows = make_texts(30)
@@ -63,6 +80,9 @@ def test_local_then_serve_then_invoke_with_defaults(tmp_path):
     (clone / "experiments" / NAME / "experiment.yaml").write_text(SPEC, encoding="utf-8")
     local = make(clone, "local", f"exp={NAME}")
     assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
+    assert re.search(r"^disk: this execution [0-9.,]+ [KMG]?B \(logs and job sandboxes .*1 local execution\(s\)",
+                     local.stdout, re.M), local.stdout[-2000:]
+    prune_the_first_of_two_runs(clone)
 
     port = free_port()
     server = subprocess.Popen(["make", "--no-print-directory", "serve", f"exp={NAME}", f"port={port}"], cwd=clone,

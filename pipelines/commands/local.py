@@ -111,6 +111,23 @@ def cmd_terminal(args) -> int:
     become(shell, {**env, "PATH": path}, Path(env["SMPIPE_EXPERIMENT_DIR"]))
 
 
+def cmd_clean_runs(args) -> int:
+    from pipelines.local.disk import prune
+    from pipelines.store.local import LocalStore
+
+    if args.keep is None or args.keep < 1:
+        raise fail("<command line>", "clean-runs needs keep=N with N >= 1 (the newest executions of each "
+                   "experiment to keep)", hint="e.g. make clean-runs keep=3 [exp=EXP-...] [dry=1]; make clean "
+                   "deletes every run")
+    runs = Path(args.runs)
+    if not runs.is_dir():
+        print(f"no local executions in {runs}")
+        return 0
+    for line in prune(runs, LocalStore(Path(args.store)), args.keep, args.experiment, args.dry_run):
+        print(line)
+    return 0
+
+
 def _run_options(p) -> None:
     p.add_argument("--store", default=".local-s3", help="local artifact store (default .local-s3)")
     p.add_argument("--runs", default=".local-runs", help="where each execution's sandboxes and logs go")
@@ -142,6 +159,13 @@ def register(sub) -> None:
     invoke.add_argument("--file", help="texts to classify, one per line (- reads standard input)")
     jupyter = command(sub, "jupyter", "JupyterLab in the experiment's environment at its latest run", cmd_jupyter)
     jupyter.add_argument("--port", type=int, default=8888)
+    clean = command(sub, "clean-runs", "delete old local executions: the N newest of each experiment stay, and "
+                    "every one the registry or a kept execution's cached steps use", cmd_clean_runs, spec=False)
+    clean.add_argument("--keep", type=int, help="executions of each experiment to keep (newest first)")
+    clean.add_argument("--experiment", help="prune only this experiment's executions")
+    clean.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    clean.add_argument("--store", default=".local-s3")
+    clean.add_argument("--runs", default=".local-runs")
     mlflow = command(sub, "mlflow", "the MLflow UI of the local runs' store on 127.0.0.1", cmd_mlflow)
     mlflow.add_argument("--port", type=int, default=5000)
     mlflow.add_argument("--runs", default=".local-runs")

@@ -42,7 +42,22 @@ def summarise(outcome: Outcome, options: Options) -> None:
     if outcome.failure:
         console.print(f"[red]failed:[/red] {outcome.failure}")
         console.print(RETRY_HINT.format(id=outcome.execution_id))
+    _disk(console, outcome, options)
     console.print(f"logs and state: {outcome.folder}")
+
+
+def _disk(console, outcome: Outcome, options: Options) -> None:
+    """What this execution holds on disk (its folder and its outputs in the store), and all of them."""
+    from pipelines.local.disk import executions, human, size
+
+    every = executions(options.runs, options.store)
+    this = next((e for e in every if e.id == outcome.execution_id), None)
+    if this is None:
+        return
+    total = sum(e.bytes() for e in every)
+    console.print(f"disk: this execution {human(this.bytes())} (logs and job sandboxes {human(size(this.folder))}, "
+                  f"outputs in the store {human(size(*this.outputs))}); {len(every)} local execution(s) "
+                  f"{human(total)}; `make clean-runs keep=N` keeps the N newest of each experiment", markup=False)
 
 
 WARNING = re.compile(r"(?:^|\] )warning: (.+)$")
