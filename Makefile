@@ -59,13 +59,16 @@ definition: venv ## print the pipeline definition JSON: make definition exp=...
 	$(need_exp)
 	@$(PY) -m pipelines definition $(SPEC) $(args)
 
-validate: venv ## validate the spec and every job step against the SageMaker API model: make validate exp=...
-	$(need_exp)
-	$(PY) -m pipelines validate $(SPEC) $(args)
+# count=0: skip running Reconcile and Prepare here to count each model's rows (only where the data is local)
+count_rows = $(if $(filter 0,$(count)),,--count-rows)
 
-plan: venv ## print the DAG, names, URIs and parameters: make plan exp=...
+validate: venv ## validate the spec and every job step against the SageMaker API; local data: rows, steps and time per model [count=0]
 	$(need_exp)
-	@$(PY) -m pipelines plan $(SPEC) $(args)
+	$(PY) -m pipelines validate $(SPEC) $(args) $(count_rows)
+
+plan: venv ## print the DAG, names, URIs and parameters; local data: rows, steps and time per model: make plan exp=... [count=0]
+	$(need_exp)
+	@$(PY) -m pipelines plan $(SPEC) $(args) $(count_rows)
 
 golden: venv ## regenerate tests/golden/*.json after an intended compiler change
 	$(PY) -m pipelines golden

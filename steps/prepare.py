@@ -161,6 +161,7 @@ def window_stats(encoded, model: dict) -> dict:
             # head / head+tail: a window filled to max_length is (almost always) a truncated document
             "documents_filling_the_window": int((lengths >= model["max_length"]).sum()),
             "max_windows": cap, "aggregation": model.get("aggregation", "mean"),
+            "mean_tokens_per_training_row": round(float(lengths.mean()), 1) if len(lengths) else 0.0,
             "training_rows_per_epoch": int(np.minimum(train, cap).sum() if cap else train.sum())}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pipelines.local import expressions as ex
 from pipelines.local.cache import StepCache
-from pipelines.local.graph import dependencies, descendants, flatten, parameter_values
+from pipelines.local.graph import ancestors, dependencies, descendants, flatten, parameter_values
 from pipelines.local.handlers import StepContext, handler_for
 from pipelines.local.jobs import Job, JobFailed, TerminalProgress
 from pipelines.store.base import Store, StoreError
@@ -34,6 +34,7 @@ class Options:
     code_root: Path
     parameters: dict = field(default_factory=dict)
     from_step: str | None = None
+    only: str | None = None  # run this step and the steps it needs, nothing else (make plan's data estimate)
     use_cache: bool = True
     parallel: int = 1
     echo: bool = False
@@ -180,6 +181,8 @@ class Execution:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "definition.json").write_text(json.dumps(self.definition, indent=2), encoding="utf-8")
         pending, failure = set(self.steps) - set(self.results), ""
+        if self.options.only:
+            pending &= ancestors(self.deps, self.options.only)
         for name in sorted(self.results):
             self.options.say(f"= {name}: kept from the earlier attempt")
         self._save_state()  # a killed execution leaves its parameters, so it can be retried
@@ -204,11 +207,15 @@ class Execution:
                     failure = self._collect(name, future) or failure
                 self._save_state()
         for name in self.steps:
-            self.results.setdefault(name, {"status": "NotRun", "reason": "branch not taken" if name in
-                                           self.skipped_branch else "an earlier step failed"})
+            self.results.setdefault(name, {"status": "NotRun", "reason": self._not_run(name, failure)})
         self.results = {name: self.results[name] for name in self._order()}
         self._save_state()
         return Outcome(self.execution_id, "Failed" if failure else "Succeeded", self.folder, self.results, failure)
+
+    def _not_run(self, name: str, failure: str) -> str:
+        if name in self.skipped_branch:
+            return "branch not taken"
+        return "an earlier step failed" if failure or not self.options.only else f"not needed for {self.options.only}"
 
     def _order(self) -> list[str]:
         """Steps in dependency order (ties by name): how the summary lists them."""

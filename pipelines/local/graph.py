@@ -38,6 +38,16 @@ def descendants(deps: dict[str, set[str]], root: str) -> set[str]:
     return out
 
 
+def ancestors(deps: dict[str, set[str]], root: str) -> set[str]:
+    """``root`` and every step it needs."""
+    out, frontier = {root}, [root]
+    while frontier:
+        for parent in deps[frontier.pop()] - out:
+            out.add(parent)
+            frontier.append(parent)
+    return out
+
+
 def parameter_values(definition: dict, overrides: dict) -> dict:
     casts = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
     declared = {p["Name"]: p for p in definition.get("Parameters", [])}
