@@ -163,3 +163,25 @@ def test_a_value_that_fits_no_member_of_a_union_is_one_problem(write_spec):
     here = [p for p in info.value.problems if p.path == "notebooks[0].parameters.top_k"]
     assert len(here) == 1 and here[0].line == 6, info.value.problems
     assert here[0].message == "Input should be a valid string, integer, number or boolean"
+
+
+def test_schema_errors_and_cross_field_rules_come_in_one_pass(write_spec):
+    """A typo and a wrong type, with a cross-field problem elsewhere: all in one run, not one per fix. A rule
+    about an object whose own field was wrong is not reported (it would judge the default, not the spec)."""
+    text = (HEAD + "models:\n"
+            "  - {name: a, source: s3://bucket-a/m/, max_length: 64, long_documents: sliding, stride: 40}\n"
+            "  - {name: b, source: s3://bucket-a/m/, max_length: x, long_documents: sliding, stride: 200}\n"
+            "train: {hyperparameters: {epocs: 2}}\n")  # and no register: group, which registering needs
+    with pytest.raises(SpecError) as info:
+        load(write_spec(text))
+    found = {p.path: p.message for p in info.value.problems}
+    assert "did you mean 'epochs'?" in str(info.value) and "valid integer" in found["models[1].max_length"]
+    assert "less than half of max_length 64" in found["models[0].stride"]  # a rule, beside the schema errors
+    assert "register.group" in found["register"]
+    assert "models[1].stride" not in found  # judged against the default max_length: left out
+
+
+def test_a_missing_required_field_still_reports_only_the_schema(write_spec):
+    with pytest.raises(SpecError) as info:
+        load(write_spec("name: EXP-0042-x\n" + MODEL))
+    assert [p.path for p in info.value.problems] == ["data"]

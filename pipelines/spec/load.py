@@ -15,6 +15,7 @@ from pipelines import ROOT
 from pipelines.spec import fs, rules, rules_notebooks, rules_paths, rules_project, udf_check
 from pipelines.spec.errors import Problem, SpecError, fail, shown
 from pipelines.spec.experiment import Experiment
+from pipelines.spec.one_pass import rules_beside
 from pipelines.spec.yaml_source import Sourced, dotted, load_text, parse_value, read_text
 
 OVERRIDES_LABEL = "<command line>"
@@ -46,14 +47,21 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Loade
     root = project_root(fs.resolved(path.parent))
     sourced = _with_base(path, label, root)
     _apply_overrides(sourced, overrides)
-    spec = _validate(sourced)
-    problems = rules.check(spec, sourced)
-    problems += udf_check.check(spec, path.parent, sourced)
-    problems += rules_notebooks.check(spec, path.parent, sourced)
-    problems += _place_rules(spec, path, root, sourced)
+    try:
+        spec = _validate(sourced)
+    except SpecError as exc:  # one pass: the cross-field rules too, on what the schema could read
+        raise SpecError(exc.problems + rules_beside(exc, sourced, lambda spec, doc: _rules(spec, doc, path, root))) from None
+    problems = _rules(spec, sourced, path, root)
     if problems:
         raise SpecError(problems)
     return Loaded(spec=spec, path=path, root=root, sourced=sourced)
+
+
+def _rules(spec: Experiment, sourced: Sourced, path: Path, root: Path) -> list[Problem]:
+    problems = rules.check(spec, sourced)
+    problems += udf_check.check(spec, path.parent, sourced)
+    problems += rules_notebooks.check(spec, path.parent, sourced)
+    return problems + _place_rules(spec, path, root, sourced)
 
 
 def _place_rules(spec, path: Path, root: Path, doc: Sourced) -> list[Problem]:
@@ -155,7 +163,10 @@ def _validate(doc: Sourced) -> Experiment:
     try:
         return Experiment.model_validate(doc.data)
     except ValidationError as exc:
-        raise SpecError(_merge_union_members([_problem(err, doc) for err in exc.errors(include_url=False)])) from None
+        errors = exc.errors(include_url=False)
+        failed = SpecError(_merge_union_members([_problem(err, doc) for err in errors]))
+        failed.locations = list(dict.fromkeys(_document_loc(err["loc"]) for err in errors))
+        raise failed from None
 
 
 VALID = "Input should be a valid "
@@ -187,9 +198,13 @@ def _either(kinds: list[str]) -> str:
     return kinds[0] if len(kinds) == 1 else ", ".join(kinds[:-1]) + " or " + kinds[-1]
 
 
+def _document_loc(raw: tuple) -> tuple:
+    """pydantic's error location as a path into the document (no validator or union member names)."""
+    return _strip_union_tags(tuple(p for p in raw if not (isinstance(p, str) and ("[" in p or p in {"function-after"}))))
+
+
 def _problem(err: dict, doc: Sourced) -> Problem:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in {"function-after"})))
-    loc = _strip_union_tags(loc)
+    loc = _document_loc(err["loc"])
     file, line, col = doc.where(loc)
     message, hint = err["msg"], ""
     if err["type"] == "extra_forbidden" and loc:
