@@ -51,6 +51,10 @@ IMAGE_WORKDIR = "/opt/smpipe"
 IMAGE_ENV = {"USE_SMDEBUG": "0", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
              "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONPATH": IMAGE_WORKDIR}
 
+# Every execution writes under <experiment prefix>/RUNS/<execution id>/ (pipelines/compile/builders/common.py);
+# a processing job learns its execution id from its own output URIs there (steps/core/execution.py).
+RUNS = "runs"
+
 # How SageMaker starts the image for each kind of job: the arguments after the ENTRYPOINT, the variables
 # it sets beside the job's own Environment, and the files it writes before the start. No SM_* variable is
 # among them: those come from the SageMaker training toolkit, which this image does not run.

@@ -83,6 +83,10 @@ REQUESTS = [
     ("sagemaker:CreateTrainingJob", f"{SAGEMAKER}:training-job/exp2-bert-abc",
      {"aws:RequestTag/smpipe:experiment": "EXP-0002-bert-vs-distilbert"}, True),
     ("sagemaker:CreateTrainingJob", f"{SAGEMAKER}:training-job/other", {"aws:RequestTag/smpipe:experiment": "EXP-9"}, False),
+    # a training job reads its own sagemaker:pipeline-execution-arn tag (steps/core/execution.py)
+    ("sagemaker:ListTags", f"{SAGEMAKER}:training-job/exp2-bert-abc",
+     {"aws:ResourceTag/smpipe:experiment": "EXP-0002-bert-vs-distilbert"}, True),
+    ("sagemaker:ListTags", f"{SAGEMAKER}:training-job/other", {"aws:ResourceTag/smpipe:experiment": "EXP-9"}, False),
     ("sagemaker:StartPipelineExecution", f"{SAGEMAKER}:pipeline/exp-0002-bert-vs-distilbert", {}, False),
     ("sagemaker:CreateModelPackage", f"{SAGEMAKER}:model-package/ticket-router/3", {}, True),
     ("sagemaker:AddTags", f"{SAGEMAKER}:model-package/ticket-router/3", {}, True),

@@ -165,6 +165,8 @@ class Execution:
     def _job(self, name: str) -> Job:
         return Job(name=name, sandbox=self.folder / "jobs" / name, log=self.folder / "logs" / f"{name}.log",
                    stand_ins={"SMPIPE_MLFLOW_TRACKING_URI": self.mlflow_uri,
+                              # what a job's sagemaker:pipeline-execution-arn tag holds on AWS (ListTags)
+                              "SMPIPE_PIPELINE_EXECUTION_ARN": self.scope.execution["PipelineExecutionArn"],
                               "SMPIPE_MLFLOW_ARTIFACTS": local_mlflow_artifacts(self.options.runs)},
                    store=self.options.store, code_root=self.options.code_root, echo=self.options.echo,
                    image=self.options.image, progress=self.progress)

@@ -6,7 +6,7 @@ code digest. The first step to start creates the parent; the others find it by i
 
 Configured by the job's environment, which the definition writes from `tracking.mlflow`: MLFLOW_TRACKING_URI
 (a tracking server's URI or a SageMaker MLflow ARN, resolved by the sagemaker-mlflow plugin with the job's
-role) and MLFLOW_EXPERIMENT_NAME; SMPIPE_EXECUTION_ID is the pipeline's execution id. A local run points
+role) and MLFLOW_EXPERIMENT_NAME; the execution id comes from steps/core/execution.py. A local run points
 SMPIPE_MLFLOW_TRACKING_URI (and SMPIPE_MLFLOW_ARTIFACTS) at its own store. Tracking never fails a step: the
 first error is printed once and the step goes on untracked.
 """
@@ -59,7 +59,9 @@ class StepRun:
         location = os.environ.get("SMPIPE_MLFLOW_ARTIFACTS") if tracking_uri().startswith("sqlite:") else None
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(
             name, artifact_location=location)
-        execution = os.environ.get("SMPIPE_EXECUTION_ID", "manual")
+        from steps.core.execution import execution_id
+
+        execution = execution_id() or "manual"
         tags = {f"{TAG}experiment": os.environ.get("SMPIPE_EXPERIMENT", ""), f"{TAG}execution_id": execution}
         parent = _parent(client, experiment_id, execution, tags)
         child_tags = {**tags, f"{TAG}step": self.step, "mlflow.parentRunId": parent,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from steps.core.execution import execution_id
+
 
 def _fetch_key(secret_id: str) -> str | None:
     import boto3
@@ -62,7 +64,7 @@ def _start_wandb(config: dict, job_type: str, directory: str):
         import wandb
 
         experiment = os.environ.get("SMPIPE_EXPERIMENT", "manual")
-        execution = os.environ.get("SMPIPE_EXECUTION_ID")  # set where the jobs know it (tracking.mlflow)
+        execution = execution_id()  # steps/core/execution.py: without touching the step's cache key
         # one group per execution where it is known (wandb's tree), else per experiment
         return wandb.init(project=os.environ.get("WANDB_PROJECT", "smpipe"), entity=os.environ.get("WANDB_ENTITY"),
                           group=execution or experiment, job_type=job_type,

@@ -37,7 +37,8 @@ class Context:
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.functions import Join
 
-        return Join(on="/", values=[f"{self.plan.base_uri}/runs", ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
+        return Join(on="/", values=[f"{self.plan.base_uri}/{contract.RUNS}", ExecutionVariables.PIPELINE_EXECUTION_ID,
+                                    *parts])
 
 
 def cache_config(ctx: Context):
