@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipelines.compile.plan import Plan
 from pipelines.spec.experiment import Hyperparameters
+from steps.core.progress import _duration
 
 PROBE_STEPS = 3
 
@@ -101,11 +102,6 @@ def remembered_rates(runs: Path, key: str, measure) -> dict:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(known, indent=2, sort_keys=True), encoding="utf-8")
     return known[key]
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def model_lines(plan: Plan, name: str, m: dict, labels: int, runs: Path) -> list[str]:
