@@ -27,6 +27,9 @@ OUT_RECONCILED = "/opt/ml/processing/output/reconciled"
 OUT_PREPARED = "/opt/ml/processing/output/prepared"
 OUT_EVALUATION = "/opt/ml/processing/output/evaluation"
 OUT_BEST_MODEL = "/opt/ml/processing/output/best-model"
+# A processing step's offline wandb run, beside its outputs (no model is named so: a training channel is one
+# model's folder of the prepared output, so the run never reaches a training job's input or cache key).
+TRACKING_DIR = "_tracking"
 
 # Training jobs: channels under /opt/ml/input/data/<channel>.
 CHANNEL_CODE = "code"

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from steps import contract
-from steps.core import mlflow_tree
+from steps.core import tracking
 from steps.core.common import (
     StepError,
     aggregate_windows,
@@ -41,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--models-dir", type=Path, default=None, help=f"default {contract.PROC_MODELS}")
     p.add_argument("--output", type=Path, default=None, help=f"default {contract.OUT_EVALUATION}")
     p.add_argument("--best-output", type=Path, default=None, help=f"default {contract.OUT_BEST_MODEL}")
+    p.add_argument("--model-package-group", default="", help="where the gate registers the best model (for the runs)")
     p.add_argument("--batch-tokens", type=int, default=0, help="padded tokens per batch (0 = 65536 on GPU, 8192 on CPU)")
     args = p.parse_args(argv)
     args.prepared = args.prepared or contract.local(contract.PROC_PREPARED)
@@ -117,6 +118,26 @@ def evaluate_model(args, name: str, names: list[str]) -> dict:
             "confusion_matrix": matrix, "rows_per_second": rate, "documents": len(docs),
             "correct": (predictions == doc_labels).tolist(), "doc_ids": docs.tolist(), "tar": tar, "folder": folder,
             "predicted": predictions.tolist(), "true": doc_labels.tolist()}
+
+
+def track(args, evaluation: dict, ranked: list[str], results: dict) -> None:
+    """Evaluate's runs: every model's scores and per-label F1, McNemar's p-values, the leaderboard and the
+    per-label table, the report, evaluation.json and the confusion matrices."""
+    scores = {f"{name}/{key}": value for name in ranked for key, value in results[name]["metrics"].items()}
+    scores |= {f"{name}/f1/{label}": v["f1"] for name in ranked for label, v in results[name]["per_label"].items()}
+    scores |= {f"mcnemar/{t['a']}-vs-{t['b']}/p_holm": t["p_holm"] for t in evaluation["pairwise"]}
+    leaderboard = [{"rank": i, "model": row["model"], **row["metrics"], "rows_per_second": row["rows_per_second"]}
+                   for i, row in enumerate(evaluation["leaderboard"], 1)]
+    labels = [{"model": name, "label": label, **values} for name in ranked
+              for label, values in results[name]["per_label"].items()]
+    data = _read(args.prepared / "prepare_results.json").get("data_sha256", "")
+    tracking.log_step("Evaluate", "evaluate", args.output / contract.TRACKING_DIR, data,
+                      {"best": evaluation["best"]["model"], "objective": args.objective, "models": ",".join(ranked),
+                       "model_package_group": args.model_package_group},
+                      scores, [args.output / "report.md", args.output / contract.EVALUATION_FILE,
+                               *(args.output / f"confusion_{name}.png" for name in ranked)],
+                      {"leaderboard": leaderboard, "per_label": labels, "mcnemar": evaluation["pairwise"]},
+                      {"model_package_group": args.model_package_group} if args.model_package_group else {})
 
 
 def training_summary(folder: Path, prepared: Path, name: str) -> dict:
@@ -218,11 +239,7 @@ def main(argv=None) -> int:
     if source is not None:
         shutil.copy(source, args.best_output / contract.BEST_MODEL_FILE)
     print(json.dumps({"best": evaluation["best"], "report": str(args.output / "report.md")}))
-    scores = {f"{name}/{key}": value for name in ranked for key, value in results[name]["metrics"].items()}
-    scores |= {f"{name}/f1/{label}": v["f1"] for name in ranked for label, v in results[name]["per_label"].items()}
-    mlflow_tree.log_step("Evaluate", {"best": best, "objective": args.objective, "models": ",".join(ranked)}, scores,
-          [args.output / "report.md", args.output / contract.EVALUATION_FILE,
-           *(args.output / f"confusion_{name}.png" for name in ranked)])
+    track(args, evaluation, ranked, results)
     return 0
 
 

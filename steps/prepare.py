@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from steps import contract
-from steps.core import mlflow_tree, udf
+from steps.core import tracking, udf
 from steps.core.common import StepError, run_main, write_json
 from steps.core.progress import Progress
 from steps.data.records import clean
@@ -224,18 +224,23 @@ def main(argv=None) -> int:
         encoded.save_to_disk(str(target))
         write_json(target / "labels.json", {"labels": label_names})
         fingerprint = hashlib.sha256(json.dumps([content, model], sort_keys=True).encode()).hexdigest()[:16]
-        write_json(target / "model.json", {**model, "fingerprint": fingerprint})
+        write_json(target / "model.json", {**model, "fingerprint": fingerprint, "data_sha256": content})
         summary[model["name"]] = {k: len(v) for k, v in encoded.items()}
         stats[model["name"]] = window_stats(encoded, model)
         print(f"prepare {model['name']}: {json.dumps(stats[model['name']])}", flush=True)
     seconds = time.perf_counter() - started
     write_json(out / "prepare_results.json", {"documents": {k: len(v) for k, v in parts.items()},
                                               "rows": summary, "models": stats, "labels": label_names,
+                                              "data_sha256": content,
                                               "seconds": round(seconds, 3),
                                               "documents_per_second": round(len(records) / seconds, 1)})
     print(json.dumps({"documents": {k: len(v) for k, v in parts.items()}, "rows": summary}))
-    mlflow_tree.log_step("Prepare", {"labels": len(label_names), "models": ",".join(stats)},
-          {f"documents/{k}": len(v) for k, v in parts.items()}, [out / "prepare_results.json", out / "split.json"])
+    report = [{"model": name, "split": split_name, "rows": rows} for name, counts in summary.items()
+              for split_name, rows in counts.items()]
+    tracking.log_step("Prepare", "prepare", out / contract.TRACKING_DIR, content,
+                      {"labels": len(label_names), "label_names": ",".join(label_names), "models": ",".join(stats)},
+                      {f"documents/{k}": len(v) for k, v in parts.items()},
+                      [out / "prepare_results.json", out / "split.json"], {"rows": report})
     return 0
 
 

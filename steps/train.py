@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from steps import contract
-from steps.core import faults
+from steps.core import faults, tracking
 from steps.core.common import StepError, aggregate_windows, classification_metrics, run_main, window_settings
 from steps.core.progress import Progress
-from steps.training import checkpoints, throughput, tracking
+from steps.training import checkpoints, throughput
 from steps.training import report as train_report
 from steps.training.setup import make_loader, make_optimizer, setup
 
@@ -240,7 +240,8 @@ def main(argv=None) -> int:
     if t.accelerator.is_main_process:
         t.run = tracking.start({k: str(v) for k, v in vars(args).items()} | {"labels": t.labels},
                                f"{args.model_name}-train", str(contract.output_data_dir()),
-                               step=f"Train-{args.model_name}")
+                               step=f"Train-{args.model_name}",
+                               data_sha256=contract.read_json(args.data_dir / "model.json").get("data_sha256", ""))
     t.step, started = progress["epoch"] * t.per_epoch, time.perf_counter()
     planned = t.per_epoch * args.epochs
     for epoch in range(progress["epoch"] + 1, args.epochs + 1):

@@ -203,7 +203,7 @@ def test_placeholder_role_is_refused_before_any_call(capsys):
 
 
 def test_jobs_read_the_wandb_key_from_secrets_manager(aws, monkeypatch, capsys):
-    from steps.training import tracking
+    from steps.core import tracking
 
     aws.client("secretsmanager").create_secret(Name="wandb/api-key", SecretString="k-123\n")
     assert tracking._fetch_key("wandb/api-key") == "k-123"

@@ -109,7 +109,7 @@ def test_local_executor_refuses_values_outside_enum_values(tmp_path):
 def test_a_failed_secret_fetch_keeps_offline_tracking(monkeypatch, tmp_path, capsys):
     import wandb
 
-    from steps.training import tracking
+    from steps.core import tracking
 
     calls = []
     monkeypatch.setenv("WANDB_MODE", "online")

@@ -69,6 +69,9 @@ def test_tuning_experiment_runs_end_to_end(experiment):
     assert {s["TunedHyperParameters"]["batch_size"] for s in summaries} <= {"8", "16"}
     registered = json.loads((experiment["runs"] / "registry" / "tiny-group" / "1.json").read_text())
     assert registered["ModelApprovalStatus"] == "Approved" and registered["ModelDataUrl"].endswith("/best-model/model.tar.gz")
+    assert registered["CustomerMetadataProperties"] == {  # where its runs are: MLflow's, wandb's
+        "smpipe:experiment": "EXP-0100-tiny-tuning", "smpipe:execution-id": state["execution_id"],
+        "smpipe:mlflow-experiment": "EXP-0100-tiny-tuning", "smpipe:wandb-project": "EXP-0100-tiny-tuning"}
     assert "leaderboard (test set)" in result.stdout and "report:" in result.stdout
     flat = " ".join(result.stdout.split())
     assert "cloud estimate: the same step-seconds on the definition's instances" in flat
@@ -117,6 +120,29 @@ def test_the_execution_is_one_mlflow_tree_in_the_local_store(experiment):
     trial = next(r for r in children if r.info.run_name == "Train-tiny")
     assert client.get_metric_history(trial.info.run_id, "validation/macro_f1")
     assert f"MLflow: run {parent.info.run_id}" in " ".join(experiment["result"].stdout.split())
+    assert parent.data.tags["smpipe.model_package_group"] == "tiny-group"
+    data = json.loads(next(experiment["store"].rglob("prepare_results.json")).read_text())["data_sha256"]
+    assert len(data) == 64 and {r.data.tags["smpipe.data_sha256"] for r in children} == {data}
+
+
+def test_the_execution_is_one_wandb_group_of_offline_runs(experiment, tmp_path):
+    """The spec's default wandb mode (offline): Prepare's and Evaluate's runs beside their outputs, each trial's
+    in its output.tar.gz; all grouped by the execution, none of them reaching a training channel."""
+    import tarfile
+
+    from wandb_offline import runs_under
+
+    state = json.loads(next(experiment["runs"].glob("local-*/state.json")).read_text())
+    for i, archive in enumerate(experiment["store"].rglob("output.tar.gz")):
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp_path / str(i), filter="data")
+    runs = runs_under(experiment["store"]) + runs_under(tmp_path)
+    assert sorted(r["config"]["smpipe_step"] for r in runs) == ["Evaluate", "Prepare", "Train-tiny", "Train-tiny", "Train-tiny"]
+    assert {r["group"] for r in runs} == {state["execution_id"]}
+    prepared = next(r["folder"] for r in runs if r["config"]["smpipe_step"] == "Prepare")
+    assert prepared.parent.parent.name == "_tracking" and prepared.parent.parent.parent.name == "prepared"
+    assert not [p for p in experiment["store"].rglob("*") if p.is_symlink()]
+    assert f"wandb: 5 offline run(s) in group {state['execution_id']}; `wandb sync " in experiment["result"].stdout
 
 
 def test_the_mlflow_command_serves_the_local_store_and_stops_with_sigterm(experiment):

@@ -1,5 +1,5 @@
 """MLflow: one tree per execution in a real local store (SQLite): a parent run named by the execution id, a
-child per step tagged with experiment, execution, step and code digest; a second execution is a second tree;
+child per step tagged with experiment, execution, step, code and data digests; a second execution is a second tree;
 an unreachable server warns once and never fails the step."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from steps.core import mlflow_tree
+from steps.core import mlflow_tree, tracking
 
 
 @pytest.fixture
@@ -23,35 +23,40 @@ def store(tmp_path, monkeypatch):
     return uri
 
 
-def execution(monkeypatch, execution_id: str) -> None:
+def execution(monkeypatch, execution_id: str, folder) -> None:
     monkeypatch.setenv("SMPIPE_EXECUTION_ID", execution_id)
-    mlflow_tree.log_step("Prepare", {"labels": 3}, {"documents/train": 24}, [])
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    data = f"data-of-{execution_id}"
+    tracking.log_step("Prepare", "prepare", folder, data, {"labels": 3}, {"documents/train": 24}, [])
     for model in ("a", "b"):
-        run = mlflow_tree.StepRun(f"Train-{model}")
+        run = mlflow_tree.StepRun(f"Train-{model}", data)
         run.params({"learning_rate": 1e-4})
         for epoch in (1, 2):
             run.metrics({"validation:macro_f1": 0.5 + epoch / 10, "train:loss": 1 / epoch}, step=epoch)
         run.end()
-    mlflow_tree.log_step("Evaluate", {"best": "a"}, {"a/test_macro_f1": 0.8, "b/test_macro_f1": 0.7}, [])
+    tracking.log_step("Evaluate", "evaluate", folder, data, {"best": "a"}, {"a/test_macro_f1": 0.8, "b/test_macro_f1": 0.7},
+                      [], execution_tags={"model_package_group": "g"})
 
 
 def test_each_execution_is_one_tree_of_its_steps(store, monkeypatch, tmp_path):
     from mlflow import MlflowClient
 
-    execution(monkeypatch, "exec-1")
-    execution(monkeypatch, "exec-2")
+    execution(monkeypatch, "exec-1", tmp_path)
+    execution(monkeypatch, "exec-2", tmp_path)
     client = MlflowClient(tracking_uri=store)
     experiment = client.get_experiment_by_name("EXP-0042-minimal")
     runs = client.search_runs([experiment.experiment_id])
     parents = {r.info.run_name: r for r in runs if r.data.tags.get("smpipe.kind") == "execution"}
     assert set(parents) == {"exec-1", "exec-2"}
     for execution_id, parent in parents.items():
+        assert parent.data.tags["smpipe.model_package_group"] == "g"  # where the gate registers its model
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
         assert sorted(r.info.run_name for r in children) == ["Evaluate", "Prepare", "Train-a", "Train-b"]
         for child in children:
             tags = child.data.tags
             assert tags["smpipe.execution_id"] == execution_id and tags["smpipe.step"] == child.info.run_name
             assert tags["smpipe.experiment"] == "EXP-0042-minimal" and tags["smpipe.code_sha256"] == "c0de"
+            assert tags["smpipe.data_sha256"] == f"data-of-{execution_id}"
             assert child.info.status == "FINISHED"
         train = next(r for r in children if r.info.run_name == "Train-a")
         history = client.get_metric_history(train.info.run_id, "validation/macro_f1")
@@ -134,10 +139,46 @@ def test_a_sagemaker_mlflow_server_reaches_the_definition_and_the_role():
     assert __import__("json").loads(definition(plain))["MlflowConfig"] is None
 
 
+def _package_metadata(compiled: dict) -> dict:
+    steps = [*compiled["Steps"]]
+    while steps:
+        step = steps.pop()
+        steps += step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", []) if "Arguments" in step else []
+        if step["Type"] == "RegisterModel":
+            return step["Arguments"]["CustomerMetadataProperties"]
+    raise AssertionError("no RegisterModel step")
+
+
+@pytest.mark.parametrize("override,expected", [
+    (f"tracking.mlflow={{tracking_server_arn: '{ARN}', experiment: team-exp}}",
+     {"smpipe:mlflow-experiment": "team-exp", "smpipe:wandb-project": "ticket-router"}),
+    ("tracking.wandb={entity: acme, project: tickets}", {"smpipe:wandb-project": "acme/tickets"}),
+    # CreateModelPackage refuses '(' in a metadata value: left out, never altered (the execution id still links)
+    (f"tracking.mlflow={{tracking_server_arn: '{ARN}', experiment: 'team (nlp)'}}", {"smpipe:wandb-project": "ticket-router"}),
+    ("tracking.wandb={mode: disabled}", {}),
+])
+def test_the_model_package_says_where_its_runs_are(override, expected):
+    import json
+
+    from conftest import ROOT
+
+    from pipelines.compile.definition import definition
+    from pipelines.compile.plan import plan
+    from pipelines.spec.load import load
+
+    the_plan = plan(load(ROOT / "experiments" / "EXP-0002-bert-vs-distilbert" / "experiment.yaml", [override]))
+    metadata = _package_metadata(json.loads(definition(the_plan)))
+    assert metadata == {"smpipe:experiment": "EXP-0002-bert-vs-distilbert",
+                        "smpipe:execution-id": {"Get": "Execution.PipelineExecutionId"}, **expected}
+    evaluate = next(s for s in json.loads(definition(the_plan))["Steps"] if s["Name"] == "Evaluate")
+    arguments = evaluate["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--model-package-group") + 1] == the_plan.spec.register.group
+
+
 def test_wandb_groups_a_jobs_run_by_its_execution_where_the_job_knows_it(monkeypatch, tmp_path):
     import wandb
 
-    from steps.training import tracking
+    from steps.core import tracking
 
     calls = []
     monkeypatch.setattr(wandb, "init", lambda **kwargs: calls.append(kwargs) or "run")

@@ -92,6 +92,7 @@ def _register(ctx: StepContext, name: str, args: dict) -> dict:
                  "ModelApprovalStatus": args.get("ModelApprovalStatus", "PendingManualApproval"),
                  "ModelDataUrl": args["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
                  "InferenceSpecification": args["InferenceSpecification"],
+                 "CustomerMetadataProperties": args.get("CustomerMetadataProperties", {}),
                  "PipelineExecutionId": ctx.execution_id, "CreationTime": datetime.now(UTC).isoformat()}
         (folder / f"{version}.json").write_text(json.dumps(entry, indent=2), encoding="utf-8")
     ctx.say(f"  registered {group} version {version} ({entry['ModelApprovalStatus']})")

@@ -37,6 +37,7 @@ def summarise(outcome: Outcome, options: Options) -> None:
         if output and options.store.local_path(output):
             console.print(f"batch transform: {options.store.local_path(output)}")
     _mlflow(console, outcome, options)
+    _wandb(console, outcome)
     _warnings(console, outcome)
     _cloud_estimate(console, outcome)
     if outcome.failure:
@@ -73,6 +74,19 @@ def _mlflow(console, outcome: Outcome, options: Options) -> None:
             console.print(f"MLflow: run {found.group(2)} (this execution, a child run per step) in "
                           f"{(options.runs / 'mlflow.db').resolve()}; `make mlflow exp=...` opens it", markup=False)
             return
+
+
+# where each kind of job keeps its offline wandb run (steps/core/tracking.py): output data, beside an output
+WANDB_RUNS = ("jobs/*/opt/ml/output/data/wandb/offline-run-*", "jobs/*/opt/ml/processing/output/*/_tracking/wandb/offline-run-*")
+
+
+def _wandb(console, outcome: Outcome) -> None:
+    """The offline wandb runs this execution's jobs wrote, and the command that sends them."""
+    found = [p for pattern in WANDB_RUNS for p in outcome.folder.glob(pattern)]
+    if found:
+        where = " ".join(f"{outcome.folder.resolve()}/{pattern}" for pattern in WANDB_RUNS)
+        console.print(f"wandb: {len(found)} offline run(s) in group {outcome.execution_id}; `wandb sync {where}` "
+                      "sends them", markup=False)
 
 
 def warnings(outcome: Outcome) -> list[tuple[str, str]]:

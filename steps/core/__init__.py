@@ -1,2 +1,3 @@
 """What every program shares: StepError and run_main (one line and exit 2 for bad input), atomic JSON
-writes, metrics, progress lines, and the five user functions with their defaults. Imports only steps.contract."""
+writes, metrics, progress lines, tracking (wandb and MLflow), and the five user functions with their
+defaults. Imports only steps.contract."""

@@ -1,8 +1,9 @@
 """MLflow tracking: one tree per pipeline execution.
 
 The execution's run (named by its execution id) is the parent; each step that runs adds a child run named by
-the step (Prepare, Train-<model>, Evaluate), tagged with the experiment, the execution id, the step and the
-code digest. The first step to start creates the parent; the others find it by its tag.
+the step (Prepare, Train-<model>, Evaluate), tagged with the experiment, the execution id, the step, the
+code digest and the data digest (steps/core/tracking.py starts it beside wandb's run). The first step to
+start creates the parent; the others find it by its tag.
 
 Configured by the job's environment, which the definition writes from `tracking.mlflow`: MLFLOW_TRACKING_URI
 (a tracking server's URI or a SageMaker MLflow ARN, resolved by the sagemaker-mlflow plugin with the job's
@@ -31,8 +32,8 @@ def tracking_uri() -> str:
 class StepRun:
     """The child run of one step; every call is a no-op after the first failure (said once)."""
 
-    def __init__(self, step: str):
-        self.step, self.client, self.run_id = step, None, None
+    def __init__(self, step: str, data_sha256: str = ""):
+        self.step, self.data_sha256, self.client, self.run_id, self.parent = step, data_sha256, None, None, None
         if configured():
             self._guard(self._start)
 
@@ -65,10 +66,10 @@ class StepRun:
         tags = {f"{TAG}experiment": os.environ.get("SMPIPE_EXPERIMENT", ""), f"{TAG}execution_id": execution}
         parent = _parent(client, experiment_id, execution, tags)
         child_tags = {**tags, f"{TAG}step": self.step, "mlflow.parentRunId": parent,
-                      f"{TAG}code_sha256": os.environ.get("SMPIPE_CODE_SHA256", ""),
+                      f"{TAG}code_sha256": os.environ.get("SMPIPE_CODE_SHA256", ""), f"{TAG}data_sha256": self.data_sha256,
                       f"{TAG}job": os.environ.get("TRAINING_JOB_NAME") or os.environ.get("PROCESSING_JOB_NAME", "")}
         self.run_id = client.create_run(experiment_id, tags=child_tags, run_name=self.step).info.run_id
-        self.client = client
+        self.client, self.parent = client, parent
         print(f"tracking: MLflow run {self.run_id} ({self.step}) under execution run {parent}", flush=True)
 
     def params(self, values: dict) -> None:
@@ -94,6 +95,11 @@ class StepRun:
             if self.client is not None and Path(path).is_file():
                 self._guard(lambda p=path: self.client.log_artifact(self.run_id, str(p)))
 
+    def tag_execution(self, tags: dict) -> None:
+        """Tags on the execution's run (Evaluate names the model package group the gate registers in)."""
+        if self.client is not None:
+            self._guard(lambda: [self.client.set_tag(self.parent, f"{TAG}{k}", str(v)) for k, v in tags.items()])
+
     def end(self, status: str = "FINISHED") -> None:
         if self.client is not None:
             self._guard(lambda: self.client.set_terminated(self.run_id, status))
@@ -111,13 +117,3 @@ def _parent(client, experiment_id: str, execution: str, tags: dict) -> str:
         return found[0].info.run_id
     return client.create_run(experiment_id, tags={**tags, f"{TAG}kind": "execution"}, run_name=execution).info.run_id
 
-
-def log_step(step: str, params: dict, metrics: dict, artifacts: list) -> None:
-    """A step's child run in one go (Prepare, Evaluate), where tracking.mlflow is set."""
-    if not configured():
-        return
-    run = StepRun(step)
-    run.params(params)
-    run.metrics(metrics)
-    run.artifacts(artifacts)
-    run.end()

@@ -1,2 +1,2 @@
 """The training program's parts: model and loader setup, checkpoints and resume, throughput and MFU,
-tracking (wandb), the report and curves. Imports steps.core and steps.inference."""
+the report and curves. Imports steps.core and steps.inference."""

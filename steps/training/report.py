@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 from steps import contract
+from steps.core import tracking
 from steps.core.common import write_json
-from steps.training import tracking
 
 
 def plot_curves(history: list[dict], steps: list[tuple[int, float]], path: Path) -> None:

@@ -37,6 +37,8 @@ def build_evaluate(ctx: Context, node: StepNode):
                                f"{contract.PROC_MODELS}/{model.spec.name}"))
     report = PropertyFile(name=PROPERTY_FILE, output_name=contract.OUTPUT_EVALUATION, path=contract.EVALUATION_FILE)
     args = ["evaluate", "--objective", ctx.spec.gate.metric]
+    if ctx.spec.steps.register and ctx.spec.register.group:  # the runs name where the best model goes
+        args += ["--model-package-group", ctx.spec.register.group]
     for model in ctx.plan.models:
         args += ["--model", model.spec.name]
     step_args = processor(ctx, "evaluate", ctx.parameters["EvaluationInstanceType"]).run(
@@ -100,6 +102,26 @@ def build_register(ctx: Context, node: StepNode):
             model_package_group_name=reg.group, content_types=CONTENT_TYPES, response_types=CONTENT_TYPES,
             inference_instances=list(reg.inference_instances), transform_instances=transform_instances,
             approval_status=ctx.parameters["ApprovalStatus"],
-            # Traceability: which execution produced the model (deploy names the endpoint after it).
+            # Traceability: which execution produced the model (deploy names the endpoint after it), and where
+            # its runs are: the MLflow run named by the execution id, the wandb group of that id.
             customer_metadata_properties={"smpipe:experiment": ctx.spec.name,
-                                          "smpipe:execution-id": ExecutionVariables.PIPELINE_EXECUTION_ID}))
+                                          "smpipe:execution-id": ExecutionVariables.PIPELINE_EXECUTION_ID,
+                                          **tracking_metadata(ctx.spec)}))
+
+
+def tracking_metadata(spec) -> dict[str, str]:
+    """Where the package's runs are, for each tracker that is on; a name CreateModelPackage would refuse as a
+    metadata value (its pattern allows letters, digits, spaces and _.:/=+-@) is left out, never altered."""
+    wandb, mlflow = spec.tracking.wandb, spec.tracking.mlflow
+    found = {}
+    if mlflow is not None:
+        found["smpipe:mlflow-experiment"] = mlflow.experiment or spec.name
+    if wandb.mode != "disabled":
+        found["smpipe:wandb-project"] = "/".join(filter(None, [wandb.entity, wandb.project or spec.name]))
+    return {k: v for k, v in found.items() if _metadata_value(v)}
+
+
+def _metadata_value(value: str) -> bool:
+    import unicodedata
+
+    return 0 < len(value) <= 256 and all(unicodedata.category(c)[0] in "LNZ" or c in "_.:/=+-@" for c in value)
