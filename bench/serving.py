@@ -16,14 +16,12 @@ import gc
 import gzip
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +61,9 @@ def artifact(work: Path, model: str, rows: list[dict]) -> Path:
                                                              ignore_mismatched_sizes=True) \
         if (MODELS[model] / "model.safetensors").is_file() else AutoModelForSequenceClassification.from_config(
             __import__("transformers").AutoConfig.from_pretrained(str(MODELS[model]), num_labels=len(labels)))
-    net.save_pretrained(str(model_dir / "hf"))
-    AutoTokenizer.from_pretrained(str(MODELS[model])).save_pretrained(str(model_dir / "hf"))
+    for folder in (model_dir / "hf", work / "peer"):  # the peer's own copy (bench/serving_peer.py)
+        net.save_pretrained(str(folder))
+        AutoTokenizer.from_pretrained(str(MODELS[model])).save_pretrained(str(folder))
     shutil.copy(work / "prep" / "m" / "model.json", model_dir / "prepare_model.json")
     run([sys.executable, "-m", "steps.export", "--model-dir", str(model_dir), "--data-dir", str(work / "prep" / "m")])
     return work / "opt" / "ml"
@@ -151,6 +150,51 @@ def forward_profile(model_dir: Path, texts: list[str]) -> dict:
     return out
 
 
+def offline(model_dir: Path, texts: list[str], seconds: float = 10, repeats: int = 3, chunk: int = 512) -> dict:
+    """The limit serving is measured against: our batched inference of the same documents in this process
+    (tokenizing, length-sorted passes, predictions), ``chunk`` documents per call, with no HTTP and no
+    waiting for requests; documents/s over ``repeats`` windows of at least ``seconds``, median."""
+    from steps.serving.model import Predictor
+
+    predictor = Predictor(model_dir)
+    predictor.warm_up()
+    predictor.predict(texts[:chunk])
+    rates = []
+    for _ in range(repeats):
+        done, started, k = 0, time.perf_counter(), 0
+        while time.perf_counter() - started < seconds:
+            batch = [texts[(k + i) % len(texts)] for i in range(chunk)]
+            done += len(predictor.predict(batch))
+            k += chunk
+        rates.append(done / (time.perf_counter() - started))
+    return {"documents_per_second": round(statistics.median(rates), 1), "spread": [round(min(rates), 1),
+            round(max(rates), 1)], "window_s": seconds, "chunk": chunk}
+
+
+def peer(work: Path, texts: list[str], clients: int, seconds: float) -> dict:
+    """bench/serving_peer.py under the same load: a transformers.pipeline behind FastAPI."""
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": pythonpath(), "PEER_MODEL": str(work / "peer"),
+           "PEER_DEVICE": "cuda" if __import__("torch").cuda.is_available() else "cpu"}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.serving_peer:app", "--host", "127.0.0.1",
+                               "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        return load(port, texts, clients, seconds, warmup=3) | {"batches_served": None}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def in_process(model_dir: Path, texts: list[str], clients: int, seconds: float = 5) -> dict:
     """The batcher without HTTP: requests/s with one request per pass and with dynamic batching."""
     from steps.serving.batcher import Batcher
@@ -213,9 +257,23 @@ def combinations(assignments: list[str]) -> list[dict]:
     return [dict(zip(names, chosen, strict=True)) for chosen in itertools.product(*values)]
 
 
+def targets(results: dict, offline_rate: float, clients: list[int]) -> dict:
+    """#30's serving targets from one run: saturation against the offline limit, p99 at 64 clients, the peer."""
+    ours = {c: results[f"batched, {c} clients"] for c in clients}
+    out = {"saturation_over_offline": round(max(r["requests_per_second"] for r in ours.values()) / offline_rate, 3),
+           "p99_ms_at_64_clients": round(ours[64]["p99_ms"], 1) if 64 in ours else None}
+    for c in clients:
+        other = results.get(f"peer, {c} clients")
+        if other and other["requests_per_second"]:
+            out[f"over_peer_at_{c}_clients"] = round(ours[c]["requests_per_second"] / other["requests_per_second"], 1)
+            out[f"p99_not_worse_than_peer_at_{c}_clients"] = ours[c]["p99_ms"] <= other["p99_ms"]
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--clients", default="64,256", help="concurrent clients, comma-separated (the first also "
+                   "measures one request at a time and the worker variants)")
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--model", choices=sorted(MODELS), default="minilm")
     p.add_argument("--workers", default="", help="server processes for the batched runs, comma-separated "
@@ -223,6 +281,7 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2",
                    help="a serving setting to vary over the several-worker runs, e.g. SMPIPE_SERVE_MODEL_THREADS=2,4 "
                    "(repeatable; every combination is measured)")
+    p.add_argument("--no-peer", action="store_true", help="skip the transformers.pipeline + FastAPI peer")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "serving")
     args = p.parse_args()
@@ -233,34 +292,44 @@ def main() -> int:
     opt_ml = artifact(args.work, args.model, rows)
     texts = [r["text"] for r in rows]
     sys.path.insert(0, str(ROOT))
+    from bench.provenance import provenance, result_path
     from steps.serving.app import default_workers
 
+    clients = [int(c) for c in args.clients.split(",")]
     workers = [int(n) for n in args.workers.split(",") if n.strip()] or [default_workers()]
     profile = forward_profile(opt_ml / "model", texts)
     print(f"encode + forward + predictions, ms by documents per call: {profile}", flush=True)
-    inproc = in_process(opt_ml / "model", texts, args.clients)
+    limit = offline(opt_ml / "model", texts)
+    print(f"offline batched inference (the limit): {limit}", flush=True)
+    inproc = in_process(opt_ml / "model", texts, clients[0])
     print(f"batcher without HTTP, requests/s: {inproc}", flush=True)
-    modes = {"one-at-a-time": (False, 1, {}), "batched": (True, 1, {})}
+    modes = {"one-at-a-time": (clients[0], False, 1, {})}
+    modes |= {f"batched, {c} clients": (c, True, 1, {}) for c in clients}
     for n in (n for n in workers if n > 1):
         for settings in combinations(args.set):
             label = "".join(f", {k.removeprefix('SMPIPE_SERVE_').lower()}={v}" for k, v in settings.items())
-            modes[f"batched, {n} workers{label}"] = (True, n, settings)
-    results = {mode: measure(opt_ml, texts, args.clients, args.seconds, batching, n, settings)
-               for mode, (batching, n, settings) in modes.items()}
+            modes[f"batched, {n} workers{label}"] = (clients[0], True, n, settings)
+    results = {}
+    for mode, (c, batching, n, settings) in modes.items():
+        results[mode] = measure(opt_ml, texts, c, args.seconds, batching, n, settings) | {"clients": c}
+    if not args.no_peer:
+        for c in clients:
+            results[f"peer, {c} clients"] = peer(args.work, texts, c, args.seconds) | {"clients": c}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
-    best = max(r["requests_per_second"] for m, r in results.items() if m != "one-at-a-time")
+    best = max(r["requests_per_second"] for m, r in results.items() if m.startswith("batched"))
     ratio = best / results["one-at-a-time"]["requests_per_second"]
-    summary = {"device": device, "model": args.model, "clients": args.clients, "seconds": args.seconds,
-               "torch": torch.__version__, "python": platform.python_version(), "results": results,
+    summary = {**provenance(), "device": device, "model": args.model, "clients": clients, "seconds": args.seconds,
+               "torch": torch.__version__, "results": results, "offline": limit,
+               "targets": targets(results, limit["documents_per_second"], clients),
                "forward_ms_by_documents": profile, "in_process_requests_per_second": inproc,
-               "throughput_ratio": ratio, "date": datetime.now(UTC).isoformat(timespec="seconds")}
-    args.out.mkdir(parents=True, exist_ok=True)
-    kind = "gpu" if torch.cuda.is_available() else "cpu"
-    path = args.out / f"serving-{kind}-{datetime.now(UTC):%Y-%m-%d}.json"
+               "throughput_ratio": ratio}
+    path = result_path(f"serving-{'gpu' if torch.cuda.is_available() else 'cpu'}-{args.model}", args.out)
     path.write_text(json.dumps(summary, indent=2) + "\n")
     for mode, r in results.items():
+        served = "" if r["batches_served"] is None else f", {r['batches_served']} forward passes"
         print(f"{mode:>50}: {r['requests_per_second']:8.1f} req/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms"
-              f"  ({r['requests']} requests, {r['batches_served']} forward passes, {r['errors']} errors)")
+              f"  ({r['requests']} requests{served}, {r['errors']} errors)")
+    print(f"targets: {summary['targets']} (offline {limit['documents_per_second']:.1f} documents/s)")
     print(f"serving: {ratio:.1f}x the throughput of one request at a time on {device} → {path}")
     return 0
 
