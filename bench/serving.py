@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import gzip
 import json
@@ -173,23 +174,34 @@ def offline(model_dir: Path, texts: list[str], seconds: float = 10, repeats: int
 
 def peer(work: Path, texts: list[str], clients: int, seconds: float) -> dict:
     """bench/serving_peer.py under the same load: a transformers.pipeline behind FastAPI."""
-    import httpx
-
     port = free_port()
     env = {**os.environ, "PYTHONPATH": pythonpath(), "PEER_MODEL": str(work / "peer"),
            "PEER_DEVICE": "cuda" if __import__("torch").cuda.is_available() else "cpu"}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.serving_peer:app", "--host", "127.0.0.1",
-                               "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "uvicorn", "bench.serving_peer:app", "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning"]
+    with serving(cmd, env, work / f"peer-{clients}.log", port, 1):
+        return load(port, texts, clients, seconds, warmup=3) | {"batches_served": None}
+
+
+@contextlib.contextmanager
+def serving(cmd: list[str], env: dict, log: Path, port: int, workers: int):
+    """A server process until every one of its ``workers`` answers /ping; its output in ``log``, shown when it
+    dies or never answers (a benchmark must say why, not time out on refused connections)."""
+    import httpx
+
+    with log.open("w") as out:
+        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
+        ready, deadline = set(), time.monotonic() + 180
+        while len(ready) < workers:  # every worker, not the first one up: connections opened before a worker
+            if server.poll() is not None or time.monotonic() > deadline:  # listens all go to the others
+                raise SystemExit(f"{' '.join(cmd[2:4])} did not serve (exit {server.poll()}):\n"
+                                 f"{log.read_text(errors='replace')[-3000:]}")
             try:
-                httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
+                ready.add(httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).json()["worker"])
             except httpx.HTTPError:
                 time.sleep(0.3)
-        return load(port, texts, clients, seconds, warmup=3) | {"batches_served": None}
+        yield server
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -225,27 +237,17 @@ def in_process(model_dir: Path, texts: list[str], clients: int, seconds: float =
 
 def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batching: bool, workers: int = 1,
             settings: dict | None = None) -> dict:
+    import httpx
+
     port = free_port()
     env = {**os.environ, "PYTHONPATH": pythonpath(), "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
            "SAGEMAKER_BIND_TO_PORT": str(port), "SMPIPE_SERVE_MAX_REQUESTS": "1024" if batching else "1",
            "SMPIPE_SERVE_WORKERS": str(workers), **(settings or {})}
-    server = subprocess.Popen([sys.executable, "-m", "steps.launcher", "serve"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import httpx
-
-        ready, deadline = set(), time.monotonic() + 180
-        while len(ready) < workers and time.monotonic() < deadline:  # every worker, not the first one up:
-            try:  # connections opened before a worker listens all go to the others
-                ready.add(httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).json()["worker"])
-            except httpx.HTTPError:
-                time.sleep(0.3)
+    log = opt_ml.parent / f"serve-{clients}-{int(batching)}-{workers}.log"
+    with serving([sys.executable, "-m", "steps.launcher", "serve"], env, log, port, workers):
         result = load(port, texts, clients, seconds, warmup=3)
         result["batches_served"] = httpx.get(f"http://127.0.0.1:{port}/ping").json()["batches"]  # one worker's
         return result
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def combinations(assignments: list[str]) -> list[dict]:
