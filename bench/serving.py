@@ -284,6 +284,8 @@ def main() -> int:
                    help="a serving setting to vary over the several-worker runs, e.g. SMPIPE_SERVE_MODEL_THREADS=2,4 "
                    "(repeatable; every combination is measured)")
     p.add_argument("--no-peer", action="store_true", help="skip the transformers.pipeline + FastAPI peer")
+    p.add_argument("--only-batched", action="store_true", help="only the limit and the server as it starts (its "
+                   "default workers) at each --clients; no profile, no one-at-a-time, no worker variants")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "serving")
     args = p.parse_args()
@@ -299,18 +301,20 @@ def main() -> int:
 
     clients = [int(c) for c in args.clients.split(",")]
     workers = [int(n) for n in args.workers.split(",") if n.strip()] or [default_workers()]
-    profile = forward_profile(opt_ml / "model", texts)
-    print(f"encode + forward + predictions, ms by documents per call: {profile}", flush=True)
-    limit = offline(opt_ml / "model", texts)
+    default = default_workers()
+    profile, inproc, limit = {}, {}, offline(opt_ml / "model", texts)
     print(f"offline batched inference (the limit): {limit}", flush=True)
-    inproc = in_process(opt_ml / "model", texts, clients[0])
-    print(f"batcher without HTTP, requests/s: {inproc}", flush=True)
-    modes = {"one-at-a-time": (clients[0], False, 1, {})}
-    modes |= {f"batched, {c} clients": (c, True, 1, {}) for c in clients}
-    for n in (n for n in workers if n > 1):
-        for settings in combinations(args.set):
-            label = "".join(f", {k.removeprefix('SMPIPE_SERVE_').lower()}={v}" for k, v in settings.items())
-            modes[f"batched, {n} workers{label}"] = (clients[0], True, n, settings)
+    modes = {f"batched, {c} clients": (c, True, default, {}) for c in clients}  # the server as it starts
+    if not args.only_batched:
+        profile = forward_profile(opt_ml / "model", texts)
+        print(f"encode + forward + predictions, ms by documents per call: {profile}", flush=True)
+        inproc = in_process(opt_ml / "model", texts, clients[0])
+        print(f"batcher without HTTP, requests/s: {inproc}", flush=True)
+        modes |= {"one-at-a-time": (clients[0], False, 1, {}), "batched, 1 worker": (clients[0], True, 1, {})}
+        for n in (n for n in workers if n not in (1, default)):
+            for settings in combinations(args.set):
+                label = "".join(f", {k.removeprefix('SMPIPE_SERVE_').lower()}={v}" for k, v in settings.items())
+                modes[f"batched, {n} workers{label}"] = (clients[0], True, n, settings)
     results = {}
     for mode, (c, batching, n, settings) in modes.items():
         results[mode] = measure(opt_ml, texts, c, args.seconds, batching, n, settings) | {"clients": c}
@@ -319,8 +323,9 @@ def main() -> int:
             results[f"peer, {c} clients"] = peer(args.work, texts, c, args.seconds) | {"clients": c}
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
     best = max(r["requests_per_second"] for m, r in results.items() if m.startswith("batched"))
-    ratio = best / results["one-at-a-time"]["requests_per_second"]
+    ratio = best / results["one-at-a-time"]["requests_per_second"] if "one-at-a-time" in results else None
     summary = {**provenance(), "device": device, "model": args.model, "clients": clients, "seconds": args.seconds,
+               "default_workers": default,
                "torch": torch.__version__, "results": results, "offline": limit,
                "targets": targets(results, limit["documents_per_second"], clients),
                "forward_ms_by_documents": profile, "in_process_requests_per_second": inproc,
@@ -332,7 +337,7 @@ def main() -> int:
         print(f"{mode:>50}: {r['requests_per_second']:8.1f} req/s  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms"
               f"  ({r['requests']} requests{served}, {r['errors']} errors)")
     print(f"targets: {summary['targets']} (offline {limit['documents_per_second']:.1f} documents/s)")
-    print(f"serving: {ratio:.1f}x the throughput of one request at a time on {device} → {path}")
+    print(f"serving on {device} → {path}" + (f": {ratio:.1f}x one request at a time" if ratio else ""))
     return 0
 
 
