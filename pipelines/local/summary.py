@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from pipelines.local.executor import Options, Outcome
+from steps import contract
 
 RETRY_HINT = ("finished steps and training checkpoints are kept; continue with `--retry {id}` "
               "(make local exp=… retry={id})")
@@ -77,7 +78,8 @@ def _mlflow(console, outcome: Outcome, options: Options) -> None:
 
 
 # where each kind of job keeps its offline wandb run (steps/core/tracking.py): output data, beside an output
-WANDB_RUNS = ("jobs/*/opt/ml/output/data/wandb/offline-run-*", "jobs/*/opt/ml/processing/output/*/_tracking/wandb/offline-run-*")
+WANDB_RUNS = tuple(f"jobs/*{folder}/wandb/offline-run-*" for folder in (
+    contract.TRAIN_OUTPUT_DATA, f"{contract.OUT_EVALUATION.rsplit('/', 1)[0]}/*/{contract.TRACKING_DIR}"))
 
 
 def _wandb(console, outcome: Outcome) -> None:
