@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.windows import MIN_WINDOW_S, REPEATS, measure  # noqa: E402
 
 
-def passes(model_dir: Path, data_dir: Path):
-    """A function that scores every test row once and returns the row count (logits back on the host)."""
+def passes(model_dir: Path, data_dir: Path, split: str = "test"):
+    """A function that scores every row of ``split`` once and returns the row count (logits back on the host)."""
     import torch
     from datasets import load_from_disk
     from transformers import AutoTokenizer
@@ -26,7 +26,7 @@ def passes(model_dir: Path, data_dir: Path):
     from steps.inference.planner import MULTIPLE, plan
     from steps.inference.torchscript import BUDGET, load, run_batches
 
-    test = load_from_disk(str(data_dir))["test"]
+    test = load_from_disk(str(data_dir))[split]
     hf = model_dir / "hf"
     pad_id = (AutoTokenizer.from_pretrained(str(hf)).pad_token_id if hf.is_dir() else None) or 0
     module, device, keys = load(model_dir)

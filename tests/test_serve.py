@@ -163,6 +163,38 @@ def test_a_model_failure_is_a_json_500_naming_it_and_the_server_lives_on(artifac
         assert client.get("/ping").status_code == 200
 
 
+class ZeroModel(FailingModel):
+    """Equal logits for every window: the server's own path, without a model's cost."""
+
+    labels = 2
+
+    def forward(self, windows):
+        import numpy as np
+
+        return np.zeros((len(windows), self.labels), dtype=np.float32)
+
+
+def test_invocations_are_answered_outside_fastapi_routing_and_other_paths_inside_it(artifacts):
+    from fastapi.testclient import TestClient
+
+    from steps.serving.app import create_app
+
+    model_dir = artifacts["head"] / "model"
+    ZeroModel.labels = len(json.loads((model_dir / "labels.json").read_text())["labels"])
+    server = create_app(model_dir, model=ZeroModel())
+    with TestClient(server) as client:
+        assert client.get("/ping").status_code == 200
+        server.app.router.routes.clear()  # FastAPI's routes gone: /invocations is answered all the same
+        answer = client.post("/invocations", json={"inputs": ["a text", "another"]})
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
+        assert answer.headers["content-type"] == "application/json"
+        wrong = client.get("/invocations")
+        assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+        assert wrong.json() == {"error": "POST /invocations, not GET"}
+        assert client.post("/invocations", content=b"x", headers={"content-type": "text/xml"}).status_code == 415
+        assert client.get("/ping").status_code == 404
+
+
 def test_ping_stays_fast_while_a_large_batch_runs(server):
     lines = "".join(json.dumps(f"{r['text']} {i}") + "\n" for i, r in enumerate(make_texts(60, words=25)))
     done = {}
