@@ -191,13 +191,13 @@ def peer(work: Path, texts: list[str], clients: int, seconds: float) -> dict:
 
 
 @contextlib.contextmanager
-def serving(cmd: list[str], env: dict, log: Path, port: int, workers: int):
+def serving(cmd: list[str], env: dict, log: Path, port: int, workers: int, cwd: Path = ROOT):
     """A server process until every one of its ``workers`` answers /ping; its output in ``log``, shown when it
     dies or never answers (a benchmark must say why, not time out on refused connections)."""
     import httpx
 
     with log.open("w") as out:
-        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         ready, deadline = set(), time.monotonic() + 180
         while len(ready) < workers:  # every worker, not the first one up: connections opened before a worker
@@ -243,15 +243,17 @@ def in_process(model_dir: Path, texts: list[str], clients: int, seconds: float =
 
 
 def measure(opt_ml: Path, texts: list[str], clients: int, seconds: float, batching: bool, workers: int = 1,
-            settings: dict | None = None) -> dict:
+            settings: dict | None = None, root: Path = ROOT) -> dict:
+    """``root``: the checkout whose serving program runs (another one gives a before/after in one run)."""
     import httpx
 
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": pythonpath(), "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+           "SMPIPE_OPT_ML": str(opt_ml), "SMPIPE_SERVE_HOST": "127.0.0.1",
            "SAGEMAKER_BIND_TO_PORT": str(port), "SMPIPE_SERVE_MAX_REQUESTS": "1024" if batching else "1",
            "SMPIPE_SERVE_WORKERS": str(workers), **(settings or {})}
     log = opt_ml.parent / f"serve-{clients}-{int(batching)}-{workers}.log"
-    with serving([sys.executable, "-m", "steps.launcher", "serve"], env, log, port, workers):
+    with serving([sys.executable, "-m", "steps.launcher", "serve"], env, log, port, workers, cwd=root):
         result = load(port, texts, clients, seconds, warmup=3)
         result["batches_served"] = httpx.get(f"http://127.0.0.1:{port}/ping").json()["batches"]  # one worker's
         return result
@@ -289,8 +291,11 @@ def main() -> int:
                    "(default: the server's own choice)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2",
                    help="a serving setting to vary over the several-worker runs, e.g. SMPIPE_SERVE_MODEL_THREADS=2,4 "
-                   "(repeatable; every combination is measured)")
+                   "(repeatable; every combination is measured; with --only-batched, over the default server at the "
+                   "first --clients)")
     p.add_argument("--no-peer", action="store_true", help="skip the transformers.pipeline + FastAPI peer")
+    p.add_argument("--before", type=Path, help="another checkout (e.g. `git worktree add` of an earlier commit): its "
+                   "server is measured too, at the first --clients, on the same artifact")
     p.add_argument("--only-batched", action="store_true", help="only the limit and the server as it starts (its "
                    "default workers) at each --clients; no profile, no one-at-a-time, no worker variants")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -312,6 +317,9 @@ def main() -> int:
     profile, inproc, limit = {}, {}, offline(opt_ml / "model", texts)
     print(f"offline batched inference (the limit): {limit}", flush=True)
     modes = {f"batched, {c} clients": (c, True, default, {}) for c in clients}  # the server as it starts
+    for settings in (s for s in combinations(args.set) if args.only_batched and s):
+        label = "".join(f", {k.removeprefix('SMPIPE_SERVE_').lower()}={v}" for k, v in settings.items())
+        modes[f"batched, {clients[0]} clients{label}"] = (clients[0], True, default, settings)
     if not args.only_batched:
         profile = forward_profile(opt_ml / "model", texts)
         print(f"encode + forward + predictions, ms by documents per call: {profile}", flush=True)
@@ -325,6 +333,9 @@ def main() -> int:
     results = {}
     for mode, (c, batching, n, settings) in modes.items():
         results[mode] = measure(opt_ml, texts, c, args.seconds, batching, n, settings) | {"clients": c}
+    if args.before:
+        results[f"before, {clients[0]} clients"] = measure(opt_ml, texts, clients[0], args.seconds, True, default,
+                                                           root=args.before.resolve()) | {"clients": clients[0]}
     if not args.no_peer:
         for c in clients:
             results[f"peer, {c} clients"] = peer(args.work, texts, c, args.seconds) | {"clients": c}
@@ -332,7 +343,8 @@ def main() -> int:
     best = max(r["requests_per_second"] for m, r in results.items() if m.startswith("batched"))
     ratio = best / results["one-at-a-time"]["requests_per_second"] if "one-at-a-time" in results else None
     summary = {**provenance(), "device": device, "model": args.model, "clients": clients, "seconds": args.seconds,
-               "default_workers": default,
+               "default_workers": default, "before": {"path": str(args.before),
+               "commit": os.environ.get("SMPIPE_BEFORE_COMMIT")} if args.before else None,
                "torch": torch.__version__, "results": results, "offline": limit,
                "targets": targets(results, limit["documents_per_second"], clients),
                "forward_ms_by_documents": profile, "in_process_requests_per_second": inproc,

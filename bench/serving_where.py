@@ -93,12 +93,15 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a serving setting")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "serving-where")
+    p.add_argument("--opt-ml", type=Path, help="an artifact bench/serving.py exported (its --work/opt/ml), reused")
     args = p.parse_args()
     from bench.provenance import provenance, result_path
 
     shutil.rmtree(args.work, ignore_errors=True)
     rows = serving.docs()
-    opt_ml = serving.artifact(args.work, args.model, rows)
+    if args.opt_ml:
+        args.work.mkdir(parents=True)
+    opt_ml = args.opt_ml.resolve() if args.opt_ml else serving.artifact(args.work, args.model, rows)
     texts, port = [r["text"] for r in rows], serving.free_port()
     settings = dict(s.split("=", 1) for s in args.set)
     env = {**os.environ, "PYTHONPATH": serving.pythonpath(), "SMPIPE_OPT_ML": str(opt_ml), "SAGEMAKER_BIND_TO_PORT":
