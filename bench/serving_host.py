@@ -61,7 +61,7 @@ def _serve(directory: str, port: int, labels: int) -> None:
     from steps.serving.app import create_app
     from steps.serving.workers import listening_socket
 
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # as in a serving process beside others
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as in a serving process beside others
     app = create_app(Path(directory), 0.0, ZeroModel(labels))
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening_socket("127.0.0.1", port)])
 
