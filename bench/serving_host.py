@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import serving  # noqa: E402
+from bench.serving_where import cpu_seconds  # noqa: E402
 
 
 class ZeroModel:
@@ -64,11 +65,6 @@ def _serve(directory: str, port: int, labels: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as in a serving process beside others
     app = create_app(Path(directory), 0.0, ZeroModel(labels))
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening_socket("127.0.0.1", port)])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(directory: Path, texts: list[str], labels: int, clients: int, seconds: float) -> dict:
