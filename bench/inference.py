@@ -1,7 +1,9 @@
 """Our batched inference, timed in windows (bench/windows.py): the exported trace over a prepared test split,
 pass after pass, as steps.evaluate runs it (token-budget batches, the next batch built while one runs).
 
-    python bench/inference.py --model-dir DIR --data DIR [--min-seconds 10] [--repeats 3]
+    python bench/inference.py --model-dir DIR --data DIR [--split test] [--min-seconds 10] [--repeats 3]
+
+SMPIPE_INFERENCE_PACKED=0 measures the padded trace where the unpadded pass would be taken.
 """
 
 from __future__ import annotations
@@ -17,25 +19,25 @@ from bench.windows import MIN_WINDOW_S, REPEATS, measure  # noqa: E402
 
 
 def passes(model_dir: Path, data_dir: Path, split: str = "test"):
-    """A function that scores every row of ``split`` once and returns the row count (logits back on the host)."""
+    """(a function that scores every row of ``split`` once and returns the row count, logits back on the host;
+    the device; which pass steps.evaluate's choice took: "unpadded" or "padded")."""
     import torch
     from datasets import load_from_disk
     from transformers import AutoTokenizer
 
     from steps.inference.batching import TokenMatrix
-    from steps.inference.planner import MULTIPLE, plan
-    from steps.inference.torchscript import BUDGET, load, run_batches
+    from steps.inference.planner import plan
+    from steps.inference.torchscript import BUDGET, forward_pass, load, run_batches
 
     test = load_from_disk(str(data_dir))[split]
     hf = model_dir / "hf"
     pad_id = (AutoTokenizer.from_pretrained(str(hf)).pad_token_id if hf.is_dir() else None) or 0
-    module, device, keys = load(model_dir)
+    trace, device, keys = load(model_dir)
     matrix = TokenMatrix.from_dataset(test)
     batches = plan(matrix.lengths, *BUDGET[device])
-
-    def tensors(idx):
-        batch = matrix.batch(idx, pad_id, MULTIPLE)
-        return [batch[k].pin_memory() if device == "cuda" else batch[k] for k in keys]
+    with torch.inference_mode(), torch.jit.optimized_execution(False):
+        module, tensors = forward_pass(model_dir, trace, device, keys, matrix, 0 if pad_id is None else pad_id,
+                                       batches, "bench")
 
     def one_pass() -> int:
         with torch.inference_mode(), torch.jit.optimized_execution(False):
@@ -44,18 +46,19 @@ def passes(model_dir: Path, data_dir: Path, split: str = "test"):
         return len(test)
 
     one_pass()  # warm-up: the first call of each shape is not throughput
-    return one_pass, device
+    return one_pass, device, "padded" if module is trace else "unpadded"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="a prepared dataset folder of one model")
+    p.add_argument("--split", default="test")
     p.add_argument("--min-seconds", type=float, default=MIN_WINDOW_S)
     p.add_argument("--repeats", type=int, default=REPEATS)
     args = p.parse_args()
-    one_pass, device = passes(args.model_dir, args.data)
-    print(json.dumps({**measure(one_pass, args.min_seconds, args.repeats), "device": device}), flush=True)
+    one_pass, device, kind = passes(args.model_dir, args.data, args.split)
+    print(json.dumps({**measure(one_pass, args.min_seconds, args.repeats), "device": device, "pass": kind}), flush=True)
     return 0
 
 

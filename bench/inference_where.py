@@ -42,7 +42,7 @@ def main() -> int:
     from bench.inference import passes
     from bench.provenance import provenance, result_path
 
-    one_pass, device = passes(args.model_dir, args.data, args.split)
+    one_pass, device, kind = passes(args.model_dir, args.data, args.split)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     sync()
     started = time.perf_counter()
@@ -55,7 +55,7 @@ def main() -> int:
         wall = time.perf_counter() - started
     top, busy = kernels(prof)
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    result = {**provenance(), "device": name, "torch": torch.__version__, "rows": rows,
+    result = {**provenance(), "device": name, "torch": torch.__version__, "rows": rows, "pass": kind,
               "rows_per_second_unprofiled": round(rows / plain, 1), "profiled_wall_ms": round(1000 * wall, 1),
               "kernel_ms": round(busy, 1), "gpu_busy": round(busy / (1000 * wall), 3) if busy else None, "kernels": top}
     path = result_path(f"inference-where{'-' + args.tag if args.tag else ''}", args.out)

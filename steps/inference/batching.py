@@ -135,3 +135,17 @@ class TokenMatrix:
         mask = cols[None, :] < lengths[:, None]
         ids = np.where(mask, self.flat[np.where(mask, starts[:, None] + cols[None, :], 0)], pad_id)
         return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask.astype(np.int64))}
+
+    def packed(self, idx) -> dict:
+        """The rows laid end to end (inference/packed.py): ids and positions of every token, the rows'
+        cumulative lengths (int32, as the flash kernel reads them) and the longest row."""
+        import numpy as np
+
+        idx = np.asarray(idx, dtype=np.int64)
+        starts, lengths = self.offsets[idx], self.lengths[idx]
+        cu = np.zeros(len(idx) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=cu[1:])
+        positions = np.arange(int(cu[-1]), dtype=np.int64) - np.repeat(cu[:-1].astype(np.int64), lengths)
+        ids = self.flat[np.repeat(starts, lengths) + positions]
+        return {"ids": torch.from_numpy(ids), "positions": torch.from_numpy(positions), "cu": torch.from_numpy(cu),
+                "max_len": int(lengths.max()) if len(idx) else 0}

@@ -1,0 +1,33 @@
+"""GPU: the unpadded inference pass (steps/inference/packed.py) with torch's variable-length flash kernel
+gives the padded HF model's logits. Run on a GPU machine: pytest -m gpu tests/test_gpu_packed.py."""
+
+from __future__ import annotations
+
+import pytest
+from tiny import make_model, make_texts
+
+torch = pytest.importorskip("torch")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")]
+
+
+def test_flash_unpadded_pass_matches_the_padded_model_in_bf16(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from steps.inference import packed
+    from steps.inference.batching import TokenMatrix
+
+    torch.manual_seed(0)
+    hf = make_model(tmp_path / "hf", [r["text"] for r in make_texts(10)], layers=2, hidden=128)
+    ours, why = packed.build(hf, "cuda", torch.bfloat16)
+    assert why is None, why
+    generator = torch.Generator().manual_seed(1)
+    rows = [[2, *torch.randint(5, 250, (n,), generator=generator).tolist(), 3] for n in (1, 7, 130, 33, 511 - 2)]
+    matrix = TokenMatrix.from_rows(rows)
+    batch, padded = matrix.packed(range(len(rows))), matrix.batch(list(range(len(rows))), pad_id=0)
+    model = AutoModelForSequenceClassification.from_pretrained(str(hf), dtype=torch.bfloat16,
+                                                               attn_implementation="sdpa").cuda().eval()
+    with torch.inference_mode():
+        got = ours(batch["ids"].cuda(), batch["positions"].cuda(), batch["cu"].cuda(), batch["max_len"]).float()
+        expected = model(**{k: v.cuda() for k, v in padded.items()}).logits.float()
+    assert got.shape == expected.shape == (len(rows), model.config.num_labels)
+    assert (got - expected).abs().max() <= 0.05 * max(1.0, float(expected.abs().max()))
