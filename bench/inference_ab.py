@@ -1,5 +1,6 @@
 """Batched inference on real documents, each contender one at a time on the same GPU in one run: the unpadded
-pass steps.evaluate takes (inference/packed.py), the padded TorchScript trace (SMPIPE_INFERENCE_PACKED=0) and
+pass steps.evaluate takes (inference/packed.py), the same with its layers' tails compiled
+(SMPIPE_INFERENCE_COMPILE=1), the padded TorchScript trace (SMPIPE_INFERENCE_PACKED=0) and
 the original pipeline's batch-1 TorchScript loop. One result file with the rates and their ratios.
 
     python bench/inference_ab.py [--work bench/out/inference-ab] [--out bench/results]
@@ -68,13 +69,15 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     model_dir, data = artifact(args.work)
     infer = ["bench/inference.py", "--model-dir", str(model_dir), "--data", str(data)]
-    figures = {"unpadded": run(infer), "padded": run(infer, SMPIPE_INFERENCE_PACKED="0"),
+    figures = {"unpadded": run(infer), "unpadded_compiled": run(infer, SMPIPE_INFERENCE_COMPILE="1"),
+               "padded": run(infer, SMPIPE_INFERENCE_PACKED="0"),
                "batch1": run(["bench/contenders.py", "batch1", "--data", str(data), "--model",
                               str(ROOT / "bench" / "out" / "assets" / "bert-base"), "--rows", str(args.batch1_rows)])}
     rate = {k: v["rows_per_second"] for k, v in figures.items()}
     result = {**provenance(), "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
               "case": "docs test split", "figures": figures,
               "ratios": {"unpadded_vs_batch1": rate["unpadded"] / rate["batch1"],
+                         "unpadded_compiled_vs_batch1": rate["unpadded_compiled"] / rate["batch1"],
                          "padded_vs_batch1": rate["padded"] / rate["batch1"],
                          "unpadded_vs_padded": rate["unpadded"] / rate["padded"]}}
     path = result_path("inference-ab", args.out)

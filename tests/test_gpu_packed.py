@@ -10,16 +10,19 @@ torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")]
 
 
-def test_flash_unpadded_pass_matches_the_padded_model_in_bf16(tmp_path):
+@pytest.mark.parametrize("compiled", ["0", "1"])
+def test_flash_unpadded_pass_matches_the_padded_model_in_bf16(tmp_path, monkeypatch, compiled):
     from transformers import AutoModelForSequenceClassification
 
     from steps.inference import packed
     from steps.inference.batching import TokenMatrix
 
+    monkeypatch.setenv(packed.COMPILE, compiled)
     torch.manual_seed(0)
     hf = make_model(tmp_path / "hf", [r["text"] for r in make_texts(10)], layers=2, hidden=128)
     ours, why = packed.build(hf, "cuda", torch.bfloat16)
     assert why is None, why
+    assert (ours.tail is not None) == (compiled == "1")
     generator = torch.Generator().manual_seed(1)
     rows = [[2, *torch.randint(5, 250, (n,), generator=generator).tolist(), 3] for n in (1, 7, 130, 33, 511 - 2)]
     matrix = TokenMatrix.from_rows(rows)

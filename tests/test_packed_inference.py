@@ -35,9 +35,10 @@ def test_packed_rows_hold_every_token_at_its_position_and_the_cumulative_lengths
     assert batch["max_len"] == 10
 
 
-def test_unpadded_pass_gives_the_hf_models_logits_for_rows_of_different_lengths(hf):
+@pytest.mark.parametrize("tail", [None, packed.tail], ids=["layer-modules", "one-function-tail"])
+def test_unpadded_pass_gives_the_hf_models_logits_for_rows_of_different_lengths(hf, tail):
     model = AutoModelForSequenceClassification.from_pretrained(str(hf)).eval()
-    ours = packed.PackedBert(model, packed.padded_attention).eval()
+    ours = packed.PackedBert(model, packed.padded_attention, tail).eval()
     batch = TokenMatrix.from_rows(ROWS).packed(list(range(len(ROWS))))
     with torch.inference_mode():
         got = ours(batch["ids"], batch["positions"], batch["cu"], batch["max_len"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 ENV = "SMPIPE_INFERENCE_PACKED"  # 0: always the padded trace
+COMPILE = "SMPIPE_INFERENCE_COMPILE"  # 1: the layers' tails compiled by inductor (fused elementwise kernels)
 
 
 def unsupported(config, device: str) -> str | None:
@@ -58,10 +59,10 @@ class PackedBert(torch.nn.Module):
     """BertForSequenceClassification's eval forward over packed rows: (ids, positions, cu_seqlens, longest
     row) -> logits of every row. It holds the HF model's own modules (no copied weights)."""
 
-    def __init__(self, model, attention=flash_attention):
+    def __init__(self, model, attention=flash_attention, tail=None):
         super().__init__()
         self.bert, self.classifier, self.attention = model.bert, model.classifier, attention
-        self.heads = model.config.num_attention_heads
+        self.heads, self.tail = model.config.num_attention_heads, tail
 
     def forward(self, ids, positions, cu, max_len: int):
         e = self.bert.embeddings
@@ -76,9 +77,35 @@ class PackedBert(torch.nn.Module):
         q, k, v = (proj(x).view(x.shape[0], self.heads, -1) for proj in (s.query, s.key, s.value))
         context = self.attention(q, k, v, cu, max_len).reshape(x.shape)
         out = layer.attention.output
+        if self.tail is not None:
+            return self.tail(x, context, *tail_weights(layer), out.LayerNorm.eps)
         x = out.LayerNorm(x + out.dense(context))
         return layer.output.LayerNorm(x + layer.output.dense(layer.intermediate.intermediate_act_fn(
             layer.intermediate.dense(x))))
+
+
+def tail(x, context, wo, bo, g1, b1, wi, bi, wf, bf, g2, b2, eps: float):
+    """A layer after its attention, as one function of tensors (so that one compiled graph serves every
+    layer): output projection, residual, layer norm, feed-forward with exact GELU, residual, layer norm."""
+    f = torch.nn.functional
+    x = f.layer_norm(x + f.linear(context, wo, bo), x.shape[-1:], g1, b1, eps)
+    return f.layer_norm(x + f.linear(f.gelu(f.linear(x, wi, bi)), wf, bf), x.shape[-1:], g2, b2, eps)
+
+
+def tail_weights(layer) -> tuple:
+    out, inter, ffn = layer.attention.output, layer.intermediate.dense, layer.output
+    return (out.dense.weight, out.dense.bias, out.LayerNorm.weight, out.LayerNorm.bias, inter.weight, inter.bias,
+            ffn.dense.weight, ffn.dense.bias, ffn.LayerNorm.weight, ffn.LayerNorm.bias)
+
+
+def fused_tail(config):
+    """The compiled tail where asked for (SMPIPE_INFERENCE_COMPILE=1) and the layers are exactly what ``tail``
+    computes, else None (each layer's own modules)."""
+    import os
+
+    if os.environ.get(COMPILE, "0") != "1" or config.hidden_act != "gelu":
+        return None
+    return torch.compile(tail, dynamic=True)
 
 
 def build(hf_dir, device: str, dtype, attention=flash_attention):
@@ -94,4 +121,4 @@ def build(hf_dir, device: str, dtype, attention=flash_attention):
     model = AutoModelForSequenceClassification.from_pretrained(str(hf_dir), dtype=dtype).eval()
     if not hasattr(model, "bert") or not hasattr(model, "classifier") or model.bert.pooler is None:
         return None, f"{type(model).__name__} is not BERT's sequence classifier with a pooler"
-    return PackedBert(model, attention).to(device), None
+    return PackedBert(model, attention, fused_tail(config)).to(device), None
