@@ -22,14 +22,15 @@ def passes(model_dir: Path, data_dir: Path, split: str = "test"):
     """(a function that scores every row of ``split`` once and returns the row count, logits back on the host;
     the device; which pass steps.evaluate's choice took: "unpadded" or "padded")."""
     import torch
-    from datasets import load_from_disk
+    from datasets import concatenate_datasets, load_from_disk
     from transformers import AutoTokenizer
 
     from steps.inference.batching import TokenMatrix
     from steps.inference.planner import plan
     from steps.inference.torchscript import BUDGET, forward_pass, load, run_batches
 
-    test = load_from_disk(str(data_dir))[split]
+    parts = load_from_disk(str(data_dir))
+    test = concatenate_datasets([parts[k] for k in sorted(parts)]) if split == "all" else parts[split]
     hf = model_dir / "hf"
     pad_id = (AutoTokenizer.from_pretrained(str(hf)).pad_token_id if hf.is_dir() else None) or 0
     trace, device, keys = load(model_dir)
@@ -46,6 +47,7 @@ def passes(model_dir: Path, data_dir: Path, split: str = "test"):
         return len(test)
 
     one_pass()  # warm-up: the first call of each shape is not throughput
+    one_pass.rows = len(test)
     return one_pass, device, "padded" if module is trace else "unpadded"
 
 
@@ -53,12 +55,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="a prepared dataset folder of one model")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="a split of the prepared dataset, or all of them")
     p.add_argument("--min-seconds", type=float, default=MIN_WINDOW_S)
     p.add_argument("--repeats", type=int, default=REPEATS)
     args = p.parse_args()
     one_pass, device, kind = passes(args.model_dir, args.data, args.split)
-    print(json.dumps({**measure(one_pass, args.min_seconds, args.repeats), "device": device, "pass": kind}), flush=True)
+    print(json.dumps({**measure(one_pass, args.min_seconds, args.repeats), "device": device, "pass": kind,
+                      "rows": one_pass.rows, "split": args.split}), flush=True)
     return 0
 
 

@@ -3,7 +3,7 @@ pass steps.evaluate takes (inference/packed.py), the same with its layers' tails
 (SMPIPE_INFERENCE_COMPILE=1), the padded TorchScript trace (SMPIPE_INFERENCE_PACKED=0) and
 the original pipeline's batch-1 TorchScript loop. One result file with the rates and their ratios.
 
-    python bench/inference_ab.py [--work bench/out/inference-ab] [--out bench/results]
+    python bench/inference_ab.py [--split test|all] [--work bench/out/inference-ab] [--out bench/results]
 
 The docs case of bench/gpu.py: 21,093 docstrings (bench/out/assets), split 0.8/0.05/0.15, BERT-base from
 random init with a 16-label head, exported by steps.export.
@@ -61,6 +61,7 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "inference-ab")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--batch1-rows", type=int, default=500)
+    p.add_argument("--split", default="test", help="the rows scored: a split, or all (21,093 documents)")
     args = p.parse_args()
     import torch
 
@@ -68,19 +69,19 @@ def main() -> int:
 
     args.work.mkdir(parents=True, exist_ok=True)
     model_dir, data = artifact(args.work)
-    infer = ["bench/inference.py", "--model-dir", str(model_dir), "--data", str(data)]
+    infer = ["bench/inference.py", "--model-dir", str(model_dir), "--data", str(data), "--split", args.split]
     figures = {"unpadded": run(infer), "unpadded_compiled": run(infer, SMPIPE_INFERENCE_COMPILE="1"),
                "padded": run(infer, SMPIPE_INFERENCE_PACKED="0"),
                "batch1": run(["bench/contenders.py", "batch1", "--data", str(data), "--model",
                               str(ROOT / "bench" / "out" / "assets" / "bert-base"), "--rows", str(args.batch1_rows)])}
     rate = {k: v["rows_per_second"] for k, v in figures.items()}
     result = {**provenance(), "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-              "case": "docs test split", "figures": figures,
+              "case": f"docs, split {args.split}", "figures": figures,
               "ratios": {"unpadded_vs_batch1": rate["unpadded"] / rate["batch1"],
                          "unpadded_compiled_vs_batch1": rate["unpadded_compiled"] / rate["batch1"],
                          "padded_vs_batch1": rate["padded"] / rate["batch1"],
                          "unpadded_vs_padded": rate["unpadded"] / rate["padded"]}}
-    path = result_path("inference-ab", args.out)
+    path = result_path("inference-ab" + ("" if args.split == "test" else f"-{args.split}"), args.out)
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result["ratios"]), f"→ {path}", flush=True)
     return 0
