@@ -37,8 +37,7 @@ def passes(model_dir: Path, data_dir: Path, split: str = "test"):
     matrix = TokenMatrix.from_dataset(test)
     batches = plan(matrix.lengths, *BUDGET[device])
     with torch.inference_mode(), torch.jit.optimized_execution(False):
-        module, tensors = forward_pass(model_dir, trace, device, keys, matrix, 0 if pad_id is None else pad_id,
-                                       batches, "bench")
+        module, tensors = forward_pass(model_dir, trace, device, keys, matrix, pad_id, batches, "bench")
 
     def one_pass() -> int:
         with torch.inference_mode(), torch.jit.optimized_execution(False):

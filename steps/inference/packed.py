@@ -2,9 +2,9 @@
 
 The rows of a batch are laid end to end as one [tokens, hidden] matrix: the linear layers compute real
 tokens only and attention is torch's variable-length flash kernel (``varlen_attn``), which needs no
-padding mask. The padded TorchScript trace (inference/torchscript.py) spends about a quarter of its
-kernel time in masked attention over padded rows. The model is built from the job's own hf/ weights
-in bf16 and is checked against the exported trace before it is used (inference/torchscript.py).
+padding mask. The padded TorchScript trace (inference/torchscript.py) spent 28% of its kernel time in
+masked attention (bench/results/2026-12-07-6773387-h100-x1-inference-where.json). The model is built
+from the job's own hf/ weights in bf16 and is checked against the exported trace before it is used (inference/torchscript.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def varlen():
 
 
 def padded_attention(q, k, v, cu, max_len: int):
-    """The same attention computed one row at a time (hosts without the flash kernel; tests)."""
+    """The same attention computed one row at a time, on CPU (tests)."""
     out = torch.empty_like(q)
     for a, b in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
         rows = [t[a:b].transpose(0, 1)[None] for t in (q, k, v)]  # [1, heads, length, dim]
@@ -108,17 +108,17 @@ def fused_tail(config):
     return torch.compile(tail, dynamic=True)
 
 
-def build(hf_dir, device: str, dtype, attention=flash_attention):
+def build(hf_dir, device: str, dtype):
     """PackedBert from hf/ on ``device`` in ``dtype``, or (None, why not)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     if not (hf_dir / "config.json").is_file():
         return None, f"{hf_dir} holds no model"
     config = AutoConfig.from_pretrained(str(hf_dir))
-    why = unsupported(config, device) if attention is flash_attention else None
+    why = unsupported(config, device)
     if why:
         return None, why
     model = AutoModelForSequenceClassification.from_pretrained(str(hf_dir), dtype=dtype).eval()
     if not hasattr(model, "bert") or not hasattr(model, "classifier") or model.bert.pooler is None:
         return None, f"{type(model).__name__} is not BERT's sequence classifier with a pooler"
-    return PackedBert(model, attention, fused_tail(config)).to(device), None
+    return PackedBert(model, flash_attention, fused_tail(config)).to(device), None
