@@ -22,7 +22,7 @@ from steps import contract
 from steps.core import faults, tracking
 from steps.core.common import StepError, aggregate_windows, classification_metrics, run_main, window_settings
 from steps.core.progress import Progress
-from steps.training import checkpoints, throughput
+from steps.training import checkpoints, packed, throughput
 from steps.training import report as train_report
 from steps.training.setup import make_loader, make_optimizer, setup
 
@@ -153,10 +153,13 @@ def build(args) -> Loop:
     accelerator, labels, data, tokenizer, base = setup(args)
     pad_id = tokenizer.pad_token_id or 0
     max_windows, args.aggregation = window_settings(contract.read_json(args.data_dir / "model.json"))
+    why = packed.unsupported(base, accelerator.device.type, accelerator.num_processes)
+    accelerator.print(f"train {args.model_name}: {packed.note(base, why)}")
     train_loader, train_sampler = make_loader(data["train"], args.batch_size, args.seed, True, args.group_by_length,
-                                              pad_id, max_windows)
+                                              pad_id, max_windows, unpadded=why is None)
     val_loader, _ = make_loader(data["validation"], args.batch_size * 2, args.seed, False, True, pad_id)
-    model, optimizer, train_loader, val_loader = accelerator.prepare(base, make_optimizer(base, args), train_loader,
+    trained = base if why else packed.PackedClassifier(base, max(train_sampler.lengths, default=1))
+    model, optimizer, train_loader, val_loader = accelerator.prepare(trained, make_optimizer(base, args), train_loader,
                                                                      val_loader)
     per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     total = per_epoch * args.epochs if not args.max_steps else min(args.max_steps, per_epoch * args.epochs)
@@ -164,6 +167,24 @@ def build(args) -> Loop:
     accelerator.register_for_checkpointing(scheduler)
     return Loop(args, accelerator, model, base, tokenizer, optimizer, scheduler, train_loader, train_sampler, val_loader,
                 labels, per_epoch)
+
+
+def tokens(batch: dict) -> tuple:
+    """Real tokens of every row, and the tokens the step computes (padding included), of either batch layout."""
+    if "lengths" in batch:
+        return batch.pop("lengths"), batch["input_ids"].numel()
+    return batch["attention_mask"].sum(1), batch["attention_mask"].numel()
+
+
+def train_step(t: Loop, batch: dict):
+    """One micro-batch forward and backward; the optimizer and the schedule step when gradients sync."""
+    with t.accelerator.accumulate(t.model):
+        loss = t.model(**batch).loss
+        t.accelerator.backward(loss)
+        t.optimizer.step()
+        t.scheduler.step() if t.accelerator.sync_gradients else None
+        t.optimizer.zero_grad(set_to_none=True)
+    return loss
 
 
 def train_epoch(t: Loop, epoch: int) -> tuple[dict, dict | None]:
@@ -177,14 +198,9 @@ def train_epoch(t: Loop, epoch: int) -> tuple[dict, dict | None]:
     for batch in progress_bar(t.train_loader, f"train {args.model_name} epoch {epoch}/{args.epochs}",
                               accelerator.is_local_main_process, len(t.train_loader)):
         batch.pop("doc_id")
-        meter.batch(batch["attention_mask"])
-        with accelerator.accumulate(t.model):
-            loss = t.model(**batch).loss
-            accelerator.backward(loss)
-            t.optimizer.step()
-            t.scheduler.step() if accelerator.sync_gradients else None
-            t.optimizer.zero_grad(set_to_none=True)
-        loss_sum, batches, samples = loss_sum + loss.detach().float(), batches + 1, samples + batch["input_ids"].shape[0]
+        meter.batch(*tokens(batch))
+        loss = train_step(t, batch)
+        loss_sum, batches, samples = loss_sum + loss.detach().float(), batches + 1, samples + batch["labels"].shape[0]
         if accelerator.sync_gradients:
             t.step += 1
             meter.step(device_sync)

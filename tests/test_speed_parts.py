@@ -44,7 +44,7 @@ def test_meter_counts_real_tokens_after_the_warm_up_only():
     full, half = torch.ones(4, 8, dtype=torch.long), torch.ones(4, 8, dtype=torch.long)
     half[:, 4:] = 0
     for mask in (full, full, half, half):  # the first two batches are warm-up
-        meter.batch(mask)
+        meter.batch(mask.sum(1), mask.numel())
         meter.step(lambda: None)
     speed = meter.stop(lambda: None, reduce=lambda values: [2 * v for v in values])  # two identical processes
     assert speed["steps"] == 2 and speed["padding_efficiency"] == 0.5
@@ -55,7 +55,7 @@ def test_meter_counts_real_tokens_after_the_warm_up_only():
 
 def test_meter_without_a_full_window_reports_nothing():
     meter = throughput.Meter(BERT_BASE, "cpu", processes=1, warmup=5)
-    meter.batch(torch.ones(2, 4))
+    meter.batch(torch.full((2,), 4), 8)
     meter.step(lambda: None)
     assert meter.stop(lambda: None) is None
 

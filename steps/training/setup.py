@@ -7,6 +7,7 @@ import os
 from steps.core import udf
 from steps.core.common import StepError, read_labels
 from steps.inference.batching import CappedWindows, LengthGroupedBatches, collate, row_lengths
+from steps.training import packed
 
 
 def model_source(args) -> str:
@@ -26,15 +27,18 @@ def mixed_precision(requested: str) -> str:
     return {"fp32": "no"}.get(requested, requested)
 
 
-def make_loader(dataset, batch_size: int, seed: int, shuffle: bool, group: bool, pad_id: int, max_windows: int = 0):
-    """Length-grouped batches; with ``max_windows``, at most that many windows of a document per epoch."""
+def make_loader(dataset, batch_size: int, seed: int, shuffle: bool, group: bool, pad_id: int, max_windows: int = 0,
+                unpadded: bool = False):
+    """Length-grouped batches; with ``max_windows``, at most that many windows of a document per epoch;
+    ``unpadded``: the rows of a batch laid end to end (training/packed.py)."""
     import torch
 
     windows = CappedWindows(dataset["doc_id"], max_windows, seed) if max_windows else None
     sampler = LengthGroupedBatches(row_lengths(dataset), batch_size, seed, shuffle, group, windows)
     # On GPU, two workers collate the next batches into pinned memory while the GPU runs this one.
     workers = 2 if torch.cuda.is_available() else 0
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate(pad_id),
+    layout = packed.collate if unpadded else collate
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=layout(pad_id),
                                          pin_memory=workers > 0, num_workers=workers, persistent_workers=workers > 0)
     return loader, sampler
 

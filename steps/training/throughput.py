@@ -42,12 +42,13 @@ class Meter:
         self.shape, self.device_name, self.processes, self.warmup = shape, device_name, processes, warmup
         self.steps, self.started, self.counts = 0, None, None
 
-    def batch(self, attention_mask) -> None:
-        """Count one micro-batch (call for every batch, inside or outside the window)."""
+    def batch(self, lengths, computed_tokens: int) -> None:
+        """Count one micro-batch of rows of ``lengths`` real tokens, ``computed_tokens`` with the padding
+        (call for every batch, inside or outside the window)."""
         if self.started is None:
             return
-        lengths = attention_mask.sum(1).float()
-        row = [float(attention_mask.shape[0]), lengths.sum(), (lengths * lengths).sum(), float(attention_mask.numel())]
+        lengths = lengths.float()
+        row = [float(lengths.shape[0]), lengths.sum(), (lengths * lengths).sum(), float(computed_tokens)]
         self.counts = row if self.counts is None else [a + b for a, b in zip(self.counts, row, strict=True)]
 
     def step(self, sync) -> None:
