@@ -142,7 +142,12 @@ bench/out/assets/docs.jsonl.gz: | venv model
 
 bench: bench/out/assets/docs.jsonl.gz ## GPU benchmarks vs HF Trainer and batch-1 TorchScript, then serving (on a GPU machine; BENCH_PY=python3 to use its own torch)
 	$(or $(BENCH_PY),$(PY)) bench/gpu.py
+	$(MAKE) bench-train args="--case docs --accuracy 42"
+	$(MAKE) bench-train args="--case full128"
 	$(or $(BENCH_PY),$(PY)) bench/serving.py --model bert-base
+
+bench-train: bench/out/assets/docs.jsonl.gz ## training steps on one GPU, padded vs unpadded batches, with a profile of each (args="--case docs --accuracy 42")
+	$(or $(BENCH_PY),$(PY)) bench/train_ab.py $(args)
 
 bench-long: venv model bench/out/assets/docs.jsonl.gz ## long documents (10k-500k characters): rows, windows and one epoch per strategy
 	$(PY) bench/long_documents.py $(args)
@@ -157,4 +162,4 @@ clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
 .PHONY: help venv model local serve invoke deploy undeploy jupyter mlflow terminal cost prices definition validate plan golden schema lint test test-gpu clean new-exp \
-	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-serving bench-long clean-runs
+	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-train bench-serving bench-long clean-runs

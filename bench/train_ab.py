@@ -48,7 +48,7 @@ def build(data: Path, work: Path, case: str, layout: str, seed: int = 42, batch:
     from bench import gpu
     from steps import train
 
-    os.environ["SMPIPE_TRAIN_PACKED"] = LAYOUTS[layout]
+    os.environ["SMPIPE_TRAIN_PACKED"] = LAYOUTS[layout]  # unpadded: opt-in (steps/training/packed.py)
     AcceleratorState._reset_state(True)
     batch = batch or gpu.CASES[case][1]
     args = train.parse_args(["--data-dir", str(data), "--pretrained", str(gpu.ASSETS / "bert-base"),

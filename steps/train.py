@@ -153,7 +153,7 @@ def build(args) -> Loop:
     accelerator, labels, data, tokenizer, base = setup(args)
     pad_id = tokenizer.pad_token_id or 0
     max_windows, args.aggregation = window_settings(contract.read_json(args.data_dir / "model.json"))
-    why = packed.unsupported(base, accelerator.device.type, accelerator.num_processes)
+    why = packed.unsupported(base, accelerator.device.type, accelerator.num_processes, accelerator.mixed_precision)
     accelerator.print(f"train {args.model_name}: {packed.note(base, why)}")
     train_loader, train_sampler = make_loader(data["train"], args.batch_size, args.seed, True, args.group_by_length,
                                               pad_id, max_windows, unpadded=why is None)

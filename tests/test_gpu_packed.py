@@ -37,7 +37,7 @@ def test_flash_unpadded_pass_matches_the_padded_model_in_bf16(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
-def test_flash_unpadded_training_step_gives_the_padded_models_loss_and_gradients(tmp_path, compiled):
+def test_flash_unpadded_training_step_gives_the_padded_models_loss_and_gradients(tmp_path, monkeypatch, compiled):
     """fp32 weights under bf16 autocast, as accelerate trains; dropout off so both layouts compute the same."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -50,6 +50,7 @@ def test_flash_unpadded_training_step_gives_the_padded_models_loss_and_gradients
                                         problem_type="single_label_classification")
     model = AutoModelForSequenceClassification.from_pretrained(str(hf), config=config,
                                                                attn_implementation="sdpa").cuda().train()
+    monkeypatch.setenv(packed.ENV, "1")
     assert packed.unsupported(model, "cuda", 1) is None
     generator, vocab = torch.Generator().manual_seed(1), config.vocab_size
     rows = [{"input_ids": [2, *torch.randint(5, vocab, (n,), generator=generator).tolist(), 3], "labels": i % 2,

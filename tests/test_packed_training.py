@@ -81,12 +81,14 @@ def test_jobs_and_models_that_train_on_padded_batches_say_why(hf, monkeypatch):
 
     model = AutoModelForSequenceClassification.from_pretrained(str(hf))
     monkeypatch.setattr(inference_packed, "varlen", lambda: object())  # as if torch had the kernel
+    monkeypatch.delenv(packed.ENV, raising=False)
+    assert "SMPIPE_TRAIN_PACKED=1 turns unpadded batches on" in packed.unsupported(model, "cuda", 1)
+    monkeypatch.setenv(packed.ENV, "1")
     assert packed.unsupported(model, "cuda", 1) is None
+    assert packed.unsupported(model, "cuda", 1, "fp16") is None
+    assert "mixed precision 'no'" in packed.unsupported(model, "cuda", 1, "no")
     assert "no GPU" in packed.unsupported(model, "cpu", 1)
     assert "2 processes" in packed.unsupported(model, "cuda", 2)
-    monkeypatch.setenv(packed.ENV, "0")
-    assert packed.unsupported(model, "cuda", 1) == f"{packed.ENV}=0"
-    monkeypatch.delenv(packed.ENV)
     model.config.problem_type = "multi_label_classification"
     assert "multi_label" in packed.unsupported(model, "cuda", 1)
     distil = DistilBertForSequenceClassification(DistilBertConfig(dim=32, n_layers=1, n_heads=2, hidden_dim=64))
@@ -99,7 +101,7 @@ def test_the_log_line_names_the_layout_and_the_dropout_it_leaves_out(hf):
     model = AutoModelForSequenceClassification.from_pretrained(str(hf))
     model.config.attention_probs_dropout_prob = 0.1
     line = packed.note(model, None)
-    assert line.startswith("unpadded batches") and "dropout 0.1 is not applied" in line and f"{packed.ENV}=0" in line
+    assert line.startswith("unpadded batches") and "dropout 0.1 is not applied" in line and f"unset {packed.ENV}" in line
     assert packed.note(model, "no GPU") == "padded batches (no GPU)"
 
 
@@ -133,9 +135,10 @@ def one_epoch(tmp: Path, prepared: Path, hf: Path) -> tuple[dict, object]:
 
 def test_an_epoch_on_packed_batches_trains_exactly_like_one_on_padded_batches(tmp_path, prepared, hf, monkeypatch,
                                                                               capsys):
+    monkeypatch.setenv(packed.ENV, "1")
     padded, t = one_epoch(tmp_path / "padded", prepared, hf)
     assert not isinstance(t.model, packed.PackedClassifier)
-    assert "padded batches (no GPU" in capsys.readouterr().out
+    assert "padded batches (mixed precision 'no'" in capsys.readouterr().out  # a CPU job trains in fp32
     monkeypatch.setattr(packed, "unsupported", lambda *args: None)
     monkeypatch.setattr(inference_packed, "flash_attention", inference_packed.padded_attention)
     unpadded, t = one_epoch(tmp_path / "unpadded", prepared, hf)

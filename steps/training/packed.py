@@ -4,9 +4,10 @@ The linear layers then compute real tokens only, and attention is torch's variab
 (``varlen_attn``, with its backward), which needs no padding mask. The batch size, the learning rate and
 the schedule mean what they mean for padded batches: a batch is the same rows, only laid out differently.
 One difference, said in the log: the kernel has no dropout, so attention-probability dropout is not
-applied (hidden-state dropout is: every layer's own modules run). ``SMPIPE_TRAIN_PACKED=0`` trains on padded
-batches instead. Validation, checkpoints and the saved model are those of the HF model itself: the wrapper
-holds its modules under the same names (same state dict).
+applied (hidden-state dropout is: every layer's own modules run). Opt-in (``SMPIPE_TRAIN_PACKED=1``) until
+its speed and accuracy are measured on a GPU (bench/train_ab.py); padded batches otherwise. Validation,
+checkpoints and the saved model are those of the HF model itself: the wrapper holds its modules under the
+same names (same state dict).
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import torch
 
 from steps.inference import packed as inference_packed
 
-ENV = "SMPIPE_TRAIN_PACKED"  # 0: padded batches
+ENV = "SMPIPE_TRAIN_PACKED"  # 1: unpadded batches where the model and host allow
 MULTIPLE = 64  # a batch's tokens are padded up to a multiple of this (one extra segment): aligned matrices
 
 
-def unsupported(model, device: str, processes: int) -> str | None:
-    """Why this model or job trains on padded batches (None: it can train unpadded)."""
-    if os.environ.get(ENV, "1") == "0":
-        return f"{ENV}=0"
+def unsupported(model, device: str, processes: int, precision: str = "bf16") -> str | None:
+    """Why this model or job trains on padded batches (None: it can train unpadded). ``precision``:
+    accelerate's mixed precision ("no", "fp16", "bf16")."""
+    if os.environ.get(ENV, "0") != "1":
+        return f"{ENV}=1 turns unpadded batches on; off until measured on a GPU"
+    if precision not in ("bf16", "fp16"):
+        return f"mixed precision {precision!r} (the flash kernel takes bf16 or fp16)"
     if processes > 1:
         return f"{processes} processes (unpadded batches are measured on one GPU only)"
     config = getattr(model, "config", None)
@@ -95,4 +99,4 @@ def note(model, why: str | None) -> str:
         return f"padded batches ({why})"
     dropout = model.config.attention_probs_dropout_prob
     return (f"unpadded batches (variable-length flash attention: real tokens only); attention-probability dropout "
-            f"{dropout} is not applied, the kernel has none; {ENV}=0 trains on padded batches")
+            f"{dropout} is not applied, the kernel has none; unset {ENV} to train on padded batches")
