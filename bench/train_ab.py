@@ -22,7 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-LAYOUTS = {"padded": "0", "unpadded": "1"}
 
 
 def prepared(work: Path, case: str) -> Path:
@@ -42,20 +41,17 @@ def prepared(work: Path, case: str) -> Path:
                        "0.8,0.02,0.18") / case
 
 
-def build(data: Path, work: Path, case: str, layout: str, seed: int = 42, batch: int = 0):
-    from accelerate.state import AcceleratorState
-
+def hyperparameters(case: str, seed: int, batch: int) -> dict:
     from bench import gpu
-    from steps import train
 
-    os.environ["SMPIPE_TRAIN_PACKED"] = LAYOUTS[layout]  # unpadded: opt-in (steps/training/packed.py)
-    AcceleratorState._reset_state(True)
-    batch = batch or gpu.CASES[case][1]
-    args = train.parse_args(["--data-dir", str(data), "--pretrained", str(gpu.ASSETS / "bert-base"),
-                             "--model-dir", str(work / f"model-{layout}"), "--checkpoint-dir", str(work / f"ckpt-{layout}"),
-                             "--epochs", "1", "--batch-size", str(batch), "--learning-rate", "5e-5", "--init", "random",
-                             "--seed", str(seed), "--model-name", case])
-    return train.build(args)
+    return {"epochs": 1, "batch-size": batch or gpu.CASES[case][1], "learning-rate": 5e-5, "init": "random",
+            "seed": seed, "model-name": case}
+
+
+def build(data: Path, work: Path, case: str, layout: str, seed: int = 42, batch: int = 0):
+    from bench import gpu, train_accuracy
+
+    return train_accuracy.build(data, gpu.ASSETS / "bert-base", work, layout, hyperparameters(case, seed, batch))
 
 
 def batches(t):
@@ -136,14 +132,11 @@ def measure(data: Path, work: Path, case: str, layout: str, windows: int, second
 
 
 def accuracy(data: Path, work: Path, case: str, layout: str, seed: int, batch: int) -> dict:
-    """One epoch from ``seed``, then the training program's own validation."""
-    from steps import train
+    """One epoch from ``seed``, then the training program's own validation (bench/train_accuracy.py)."""
+    from bench import gpu, train_accuracy
 
-    t = build(data, work, case, layout, seed, batch)
-    started = time.perf_counter()
-    metrics, _ = train.train_epoch(t, 1)
-    return {"layout": layout, "seed": seed, "steps": t.step, "seconds": round(time.perf_counter() - started, 1),
-            **{k: v for k, v in metrics.items() if k.startswith(("validation:", "train:loss"))}}
+    return train_accuracy.run(data, gpu.ASSETS / "bert-base", work / f"accuracy-{seed}", layout,
+                              hyperparameters(case, seed, batch))
 
 
 def main() -> int:
@@ -166,6 +159,8 @@ def main() -> int:
     result = {**provenance(), "device": device_name(), "torch": torch.__version__, "case": args.case,
               "layouts": {}}
     path = result_path(f"train-ab-{args.case}", args.out)
+    from bench.train_accuracy import LAYOUTS
+
     for layout in LAYOUTS:
         result["layouts"][layout] = measure(data, args.work, args.case, layout, args.windows, args.seconds,
                                             args.batch_size)
