@@ -63,29 +63,30 @@ def batches(t):
         yield from t.train_loader
 
 
-def sync() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def device_name() -> str:
     import torch
 
     return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
-def timed_window(t, stream, seconds: float) -> dict:
+def step(t, stream) -> tuple:
+    """The next batch through the training program's own step, counted as the program counts it."""
     from steps import train
+
+    batch = next(stream)
+    batch.pop("doc_id")
+    lengths_and_tokens = train.tokens(batch)
+    train.train_step(t, batch)
+    return lengths_and_tokens
+
+
+def timed_window(t, stream, seconds: float) -> dict:
+    from steps.train import device_sync as sync
     from steps.training import throughput
 
     meter = throughput.Meter(throughput.model_shape(t.base), device_name(), 1, warmup=1)
     while meter.started is None or time.perf_counter() - meter.started < seconds:
-        batch = next(stream)
-        batch.pop("doc_id")
-        meter.batch(*train.tokens(batch))
-        train.train_step(t, batch)
+        meter.batch(*step(t, stream))
         meter.step(sync)
     return meter.stop(sync)
 
@@ -94,16 +95,13 @@ def profiled(t, stream, steps: int = 8) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     from bench.inference_where import kernels
-    from steps import train
+    from steps.train import device_sync as sync
 
     sync()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         started = time.perf_counter()
         for _ in range(steps):
-            batch = next(stream)
-            batch.pop("doc_id")
-            train.tokens(batch)
-            train.train_step(t, batch)
+            step(t, stream)
         sync()
         wall = time.perf_counter() - started
     top, busy = kernels(prof, top=15)

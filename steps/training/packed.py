@@ -43,20 +43,18 @@ def unsupported(model, device: str, processes: int, precision: str = "bf16") -> 
 
 
 def collate(pad_id: int, multiple: int = MULTIPLE):
-    """Rows laid end to end: ids and positions of every token, the cumulative lengths (int32, as the kernel
-    reads them; the padding up to ``multiple`` is a segment of its own) and where each row's first token is."""
+    """Rows laid end to end (TokenMatrix.packed), the tokens padded up to ``multiple`` as a segment of their own
+    (the kernel reads the cumulative lengths as int32), and where each row's first token is."""
+    from steps.inference.batching import TokenMatrix
 
     def fn(rows: list[dict]) -> dict[str, torch.Tensor]:
-        lengths = torch.as_tensor([len(r["input_ids"]) for r in rows], dtype=torch.long)
-        total = int(lengths.sum())
-        width = max(multiple, (total + multiple - 1) // multiple * multiple)
-        ids = torch.full((width,), pad_id, dtype=torch.long)
-        ids[:total] = torch.as_tensor([t for r in rows for t in r["input_ids"]], dtype=torch.long)
-        ends = torch.cumsum(lengths, 0)
-        cu = torch.cat([torch.zeros(1, dtype=torch.long), ends] + ([torch.tensor([width])] if width > total else []))
-        starts = cu[:-1].repeat_interleave(torch.diff(cu))
-        return {"input_ids": ids, "position_ids": torch.arange(width) - starts, "cu_seqlens": cu.to(torch.int32),
-                "cls_index": ends - lengths, "lengths": lengths,
+        rows_packed = TokenMatrix.from_rows([r["input_ids"] for r in rows]).packed(range(len(rows)))
+        cu, total = rows_packed["cu"].long(), rows_packed["ids"].shape[0]
+        pad = max(multiple, -(-total // multiple) * multiple) - total
+        return {"input_ids": torch.cat([rows_packed["ids"], torch.full((pad,), pad_id, dtype=torch.long)]),
+                "position_ids": torch.cat([rows_packed["positions"], torch.arange(pad)]),
+                "cu_seqlens": torch.cat([cu, cu[-1:] + pad] if pad else [cu]).to(torch.int32),
+                "cls_index": cu[:-1], "lengths": torch.diff(cu),
                 "labels": torch.as_tensor([r["labels"] for r in rows], dtype=torch.long),
                 "doc_id": torch.as_tensor([r["doc_id"] for r in rows], dtype=torch.long)}
 
