@@ -143,6 +143,9 @@ def main() -> int:
     p.add_argument("--windows", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=0, help="default: the case's (bench/gpu.py)")
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--layouts", nargs="+", default=["padded", "unpadded"], choices=["padded", "unpadded"])
+    p.add_argument("--compile-mode", default="default", help="torch.compile mode (reduce-overhead: CUDA graphs)")
+    p.add_argument("--multiple", type=int, default=0, help="unpadded: pad each batch's tokens to this multiple")
     p.add_argument("--accuracy", type=int, nargs="*", default=None, metavar="SEED",
                    help="also train one epoch per layout from each SEED (default seed 42) and report validation")
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "train-ab")
@@ -153,23 +156,28 @@ def main() -> int:
     from bench.provenance import provenance, result_path
 
     os.environ.setdefault("WANDB_MODE", "disabled")
+    os.environ["SMPIPE_TRAIN_COMPILE_MODE"] = args.compile_mode
+    if args.multiple:
+        os.environ["SMPIPE_TRAIN_PACKED_MULTIPLE"] = str(args.multiple)
     data = prepared(args.work, args.case)
     result = {**provenance(), "device": device_name(), "torch": torch.__version__, "case": args.case,
-              "layouts": {}}
-    path = result_path(f"train-ab-{args.case}", args.out)
-    from bench.train_accuracy import LAYOUTS
+              "compile_mode": args.compile_mode, "multiple": args.multiple or None, "layouts": {}}
+    tag = "" if args.compile_mode == "default" else f"-{args.compile_mode}"
+    path = result_path(f"train-ab-{args.case}{tag}", args.out)
 
-    for layout in LAYOUTS:
+    for layout in args.layouts:
         result["layouts"][layout] = measure(data, args.work, args.case, layout, args.windows, args.seconds,
                                             args.batch_size)
         path.write_text(json.dumps(result, indent=1) + "\n")
         brief = {k: v for k, v in result["layouts"][layout].items() if k not in ("windows", "profile", "first_window")}
         print(f"train-ab {args.case} {layout}: {json.dumps(brief)}", flush=True)
-    padded, unpadded = (result["layouts"][k] for k in LAYOUTS)
-    result["unpadded_over_padded_tokens_per_second"] = round(unpadded["tokens_per_second"] / padded["tokens_per_second"], 3)
+    if len(args.layouts) == 2:
+        padded, unpadded = (result["layouts"][k] for k in ("padded", "unpadded"))
+        result["unpadded_over_padded_tokens_per_second"] = round(unpadded["tokens_per_second"] /
+                                                                 padded["tokens_per_second"], 3)
     if args.accuracy is not None:
         result["accuracy"] = [accuracy(data, args.work, args.case, layout, seed, args.batch_size)
-                              for seed in (args.accuracy or [42]) for layout in LAYOUTS]
+                              for seed in (args.accuracy or [42]) for layout in args.layouts]
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "layouts"}, indent=1), f"→ {path}")
     return 0

@@ -20,6 +20,7 @@ from steps.inference import packed as inference_packed
 
 ENV = "SMPIPE_TRAIN_PACKED"  # 1: unpadded batches where the model and host allow
 MULTIPLE = 64  # a batch's tokens are padded up to a multiple of this (one extra segment): aligned matrices
+BUCKET = "SMPIPE_TRAIN_PACKED_MULTIPLE"  # a coarser multiple: fewer distinct shapes (CUDA graphs record one each)
 
 
 def unsupported(model, device: str, processes: int, precision: str = "bf16") -> str | None:
@@ -42,10 +43,12 @@ def unsupported(model, device: str, processes: int, precision: str = "bf16") -> 
     return None
 
 
-def collate(pad_id: int, multiple: int = MULTIPLE):
+def collate(pad_id: int, multiple: int | None = None):
     """Rows laid end to end (TokenMatrix.packed), the tokens padded up to ``multiple`` as a segment of their own
     (the kernel reads the cumulative lengths as int32), and where each row's first token is."""
     from steps.inference.batching import TokenMatrix
+
+    multiple = multiple or int(os.environ.get(BUCKET, MULTIPLE))
 
     def fn(rows: list[dict]) -> dict[str, torch.Tensor]:
         rows_packed = TokenMatrix.from_rows([r["input_ids"] for r in rows]).packed(range(len(rows)))

@@ -9,6 +9,8 @@ from steps.core.common import StepError, read_labels
 from steps.inference.batching import CappedWindows, LengthGroupedBatches, collate, row_lengths
 from steps.training import packed
 
+COMPILE_MODE = "SMPIPE_TRAIN_COMPILE_MODE"  # torch.compile's mode on GPU: default, reduce-overhead (CUDA graphs)…
+
 
 def model_source(args) -> str:
     if (args.pretrained / "config.json").is_file():
@@ -56,11 +58,12 @@ def compile_plugin(args, lengths: list[int]):
 
     if not (args.torch_compile and torch.cuda.is_available()):
         return TorchDynamoPlugin(backend="no")
+    mode = os.environ.get(COMPILE_MODE, "default")  # bench/train_ab.py compares modes
     if min(lengths, default=0) == max(lengths, default=0):
-        return TorchDynamoPlugin(backend="inductor")
+        return TorchDynamoPlugin(backend="inductor", mode=mode)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return TorchDynamoPlugin(backend="inductor", use_regional_compilation=True)
-    return TorchDynamoPlugin(backend="inductor", dynamic=True)
+        return TorchDynamoPlugin(backend="inductor", mode=mode, use_regional_compilation=True)
+    return TorchDynamoPlugin(backend="inductor", mode=mode, dynamic=True)
 
 
 def setup(args):
