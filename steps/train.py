@@ -205,7 +205,8 @@ def train_epoch(t: Loop, epoch: int) -> tuple[dict, dict | None]:
             t.step += 1
             meter.step(device_sync)
             if t.step % LOSS_EVERY == 0 or t.step == 1:
-                epoch_losses.append((t.step, loss.detach().float()))
+                # a copy: under CUDA graphs (SMPIPE_TRAIN_COMPILE_MODE=reduce-overhead) the next step overwrites the output
+                epoch_losses.append((t.step, loss.detach().float().clone()))
             if args.max_steps and t.step >= args.max_steps:
                 break
     device_sync()

@@ -68,7 +68,7 @@ def compile_plugin(args, lengths: list[int]):
 
 def setup(args):
     import torch
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from datasets import load_from_disk
     from transformers import AutoTokenizer
@@ -83,6 +83,9 @@ def setup(args):
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(args.precision),
                               gradient_accumulation_steps=args.gradient_accumulation_steps,
                               dynamo_plugin=compile_plugin(args, lengths),
+                              # the batch's copy to the GPU is queued behind the running step, not waited for:
+                              # a blocking copy made the host wait for every step, then the GPU for the host
+                              dataloader_config=DataLoaderConfiguration(non_blocking=torch.cuda.is_available()),
                               kwargs_handlers=[DistributedDataParallelKwargs(gradient_as_bucket_view=True)])
     set_seed(args.seed)
     source = model_source(args)

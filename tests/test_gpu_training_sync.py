@@ -1,0 +1,44 @@
+"""GPU: the training program's steps never make the host wait for the device (a blocking batch copy, an
+.item(), a data-dependent branch): any of those leaves the GPU idle while Python launches the next step.
+Run on a GPU machine: pytest -m gpu tests/test_gpu_training_sync.py."""
+
+from __future__ import annotations
+
+import pytest
+from test_packed_training import hf, prepared  # noqa: F401 (fixtures: a tiny BERT and its prepared data)
+
+torch = pytest.importorskip("torch")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")]
+
+
+@pytest.mark.parametrize("layout", ["padded", "unpadded"])
+def test_training_steps_queue_work_without_waiting_for_the_gpu(tmp_path, prepared, hf, monkeypatch, layout):  # noqa: F811
+    from accelerate.state import AcceleratorState
+
+    from steps import train
+    from steps.training import packed
+
+    monkeypatch.setenv(packed.ENV, "1" if layout == "unpadded" else "0")
+    AcceleratorState._reset_state(True)
+    args = train.parse_args(["--data-dir", str(prepared), "--pretrained", str(hf), "--model-dir", str(tmp_path / "m"),
+                             "--checkpoint-dir", str(tmp_path / "c"), "--epochs", "1", "--batch-size", "4"])
+    t = train.build(args)
+    assert isinstance(t.model._orig_mod if hasattr(t.model, "_orig_mod") else t.model,
+                      packed.PackedClassifier) == (layout == "unpadded")
+    batches, steps = iter(t.train_loader), 0
+    for batch in batches:  # compile and warm up outside the check
+        batch.pop("doc_id"), train.tokens(batch), train.train_step(t, batch)
+        steps += 1
+        if steps == 2:
+            break
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for batch in batches:
+            batch.pop("doc_id")
+            train.tokens(batch)
+            train.train_step(t, batch)
+            steps += 1
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert steps >= 4
