@@ -145,6 +145,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--layouts", nargs="+", default=["padded", "unpadded"], choices=["padded", "unpadded"])
     p.add_argument("--compile-mode", default="default", help="torch.compile mode (reduce-overhead: CUDA graphs)")
+    p.add_argument("--blocking-copy", action="store_true", help="the batch's copy to the GPU blocks (as before eb3d317)")
     p.add_argument("--multiple", type=int, default=0, help="unpadded: pad each batch's tokens to this multiple")
     p.add_argument("--accuracy", type=int, nargs="*", default=None, metavar="SEED",
                    help="also train one epoch per layout from each SEED (default seed 42) and report validation")
@@ -157,12 +158,18 @@ def main() -> int:
 
     os.environ.setdefault("WANDB_MODE", "disabled")
     os.environ["SMPIPE_TRAIN_COMPILE_MODE"] = args.compile_mode
+    if args.blocking_copy:
+        import accelerate
+
+        config = accelerate.DataLoaderConfiguration
+        accelerate.DataLoaderConfiguration = lambda **kw: config(**{**kw, "non_blocking": False})
     if args.multiple:
         os.environ["SMPIPE_TRAIN_PACKED_MULTIPLE"] = str(args.multiple)
     data = prepared(args.work, args.case)
     result = {**provenance(), "device": device_name(), "torch": torch.__version__, "case": args.case,
-              "compile_mode": args.compile_mode, "multiple": args.multiple or None, "layouts": {}}
-    tag = "" if args.compile_mode == "default" else f"-{args.compile_mode}"
+              "compile_mode": args.compile_mode,
+              "blocking_copy": args.blocking_copy, "multiple": args.multiple or None, "layouts": {}}
+    tag = ("" if args.compile_mode == "default" else f"-{args.compile_mode}") + ("-blocking" if args.blocking_copy else "")
     path = result_path(f"train-ab-{args.case}{tag}", args.out)
 
     for layout in args.layouts:
