@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")]
 
 
-@pytest.mark.parametrize("layout", ["padded", "unpadded"])
-def test_training_steps_queue_work_without_waiting_for_the_gpu(tmp_path, prepared, hf, monkeypatch, layout):  # noqa: F811
+def run_steps(tmp_path, prepared, hf, monkeypatch, layout) -> int:  # noqa: F811
+    """Two warm-up steps (compilation), then the rest of the epoch with any host-device sync raising."""
     from accelerate.state import AcceleratorState
 
     from steps import train
@@ -41,4 +41,18 @@ def test_training_steps_queue_work_without_waiting_for_the_gpu(tmp_path, prepare
             steps += 1
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert steps >= 4
+    return steps
+
+
+@pytest.mark.parametrize("layout", ["padded", "unpadded"])
+def test_training_steps_queue_work_without_waiting_for_the_gpu(tmp_path, prepared, hf, monkeypatch, layout):  # noqa: F811
+    assert run_steps(tmp_path, prepared, hf, monkeypatch, layout) >= 4
+
+
+def test_the_check_catches_a_blocking_batch_copy(tmp_path, prepared, hf, monkeypatch):  # noqa: F811
+    import accelerate
+
+    config = accelerate.DataLoaderConfiguration
+    monkeypatch.setattr(accelerate, "DataLoaderConfiguration", lambda **kw: config(**{**kw, "non_blocking": False}))
+    with pytest.raises(RuntimeError, match="synchroniz"):
+        run_steps(tmp_path, prepared, hf, monkeypatch, "padded")
