@@ -30,15 +30,16 @@ def mixed_precision(requested: str) -> str:
 
 
 def make_loader(dataset, batch_size: int, seed: int, shuffle: bool, group: bool, pad_id: int, max_windows: int = 0,
-                unpadded: bool = False):
+                unpadded: bool = False, workers: int | None = None):
     """Length-grouped batches; with ``max_windows``, at most that many windows of a document per epoch;
-    ``unpadded``: the rows of a batch laid end to end (training/packed.py)."""
+    ``unpadded``: the rows of a batch laid end to end (training/packed.py); ``workers``: collating processes
+    (default: 2 on a GPU host, none on CPU)."""
     import torch
 
     windows = CappedWindows(dataset["doc_id"], max_windows, seed) if max_windows else None
     sampler = LengthGroupedBatches(row_lengths(dataset), batch_size, seed, shuffle, group, windows)
     # On GPU, two workers collate the next batches into pinned memory while the GPU runs this one.
-    workers = 2 if torch.cuda.is_available() else 0
+    workers = (2 if torch.cuda.is_available() else 0) if workers is None else workers
     layout = packed.collate if unpadded else collate
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=layout(pad_id),
                                          pin_memory=workers > 0, num_workers=workers, persistent_workers=workers > 0)
