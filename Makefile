@@ -144,10 +144,17 @@ bench: bench/out/assets/docs.jsonl.gz ## GPU benchmarks vs HF Trainer and batch-
 	$(or $(BENCH_PY),$(PY)) bench/gpu.py
 	$(MAKE) bench-train args="--case docs --accuracy 42"
 	$(MAKE) bench-train args="--case full128"
+	$(MAKE) bench-train args="--case docs --layouts padded --windows 2 --blocking-copy"
+	$(MAKE) bench-train args="--case docs --layouts unpadded --compile-mode reduce-overhead --multiple 512"
+	$(MAKE) bench-train args="--case full128 --layouts padded --compile-mode reduce-overhead"
+	$(MAKE) bench-loader
 	$(or $(BENCH_PY),$(PY)) bench/serving.py --model bert-base
 
 bench-train: bench/out/assets/docs.jsonl.gz ## training steps on one GPU, padded vs unpadded batches, with a profile of each (args="--case docs --accuracy 42")
 	$(or $(BENCH_PY),$(PY)) bench/train_ab.py $(args)
+
+bench-loader: bench/out/assets/docs.jsonl.gz ## the training loader alone (2 collating workers): the step rate it can feed, padded and unpadded (CPU or GPU host)
+	$(or $(BENCH_PY),$(PY)) bench/train_loader.py $(args)
 
 bench-long: venv model bench/out/assets/docs.jsonl.gz ## long documents (10k-500k characters): rows, windows and one epoch per strategy
 	$(PY) bench/long_documents.py $(args)
@@ -162,4 +169,4 @@ clean: ## remove local runs and the artifact store (keeps .venv and .models)
 	rm -rf .local-s3 .local-runs
 
 .PHONY: help venv model local serve invoke deploy undeploy jupyter mlflow terminal cost prices definition validate plan golden schema lint test test-gpu clean new-exp \
-	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-train bench-serving bench-long clean-runs
+	pipeline-upsert pipeline-start pipeline-status pipeline-diff pipeline-schedule build-push iam-policy bench-cpu bench bench-train bench-loader bench-serving bench-long clean-runs
