@@ -47,6 +47,19 @@ def test_packed_batch_lays_rows_end_to_end_and_pads_to_a_segment_of_its_own():
     assert exact["cu_seqlens"].tolist() == [0, 5, 8]
 
 
+def test_the_bucket_setting_sets_the_padding_multiple_and_a_bad_one_says_how_to_fix_it(monkeypatch):
+    from steps.core.common import StepError
+
+    monkeypatch.setenv(packed.BUCKET, "32")
+    assert packed.collate(pad_id=0)(ROWS)["input_ids"].shape == (96,)  # 77 tokens up to a multiple of 32
+    monkeypatch.delenv(packed.BUCKET)
+    assert packed.collate(pad_id=0)(ROWS)["input_ids"].shape == (128,)  # the default multiple, 64
+    for bad in ("0", "-8", "big", "5.5"):
+        monkeypatch.setenv(packed.BUCKET, bad)
+        with pytest.raises(StepError, match=f"SMPIPE_TRAIN_PACKED_MULTIPLE='{bad}' is not a positive whole number"):
+            packed.collate(pad_id=0)
+
+
 def loss_and_grads(model, forward) -> tuple[float, dict]:
     model.zero_grad()
     loss = forward().loss

@@ -127,3 +127,20 @@ def test_compile_mode_follows_the_data_and_the_process_count(monkeypatch, length
     assert {k: getattr(plugin, k) for k in expected} == {**expected, "backend": plugin.backend.__class__[expected["backend"]]}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # never on CPU: inductor's C++ build is slow
     assert train.compile_plugin(Namespace(torch_compile=True), lengths).backend.value == "NO"
+
+
+def test_the_compile_mode_setting_reaches_torch_compile_and_a_bad_one_is_refused_on_cpu_too(monkeypatch):
+    from argparse import Namespace
+
+    from steps.core.common import StepError
+    from steps.training import setup as train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert train.compile_plugin(Namespace(torch_compile=True), [12, 40]).mode == "default"
+    monkeypatch.setenv(train.COMPILE_MODE, "reduce-overhead")
+    assert train.compile_plugin(Namespace(torch_compile=True), [12, 40]).mode == "reduce-overhead"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv(train.COMPILE_MODE, "fast")
+    with pytest.raises(StepError, match="SMPIPE_TRAIN_COMPILE_MODE='fast' is not a torch.compile mode.*reduce-overhead"):
+        train.compile_plugin(Namespace(torch_compile=True), [12, 40])

@@ -16,6 +16,7 @@ import os
 
 import torch
 
+from steps.core.common import StepError
 from steps.inference import packed as inference_packed
 
 ENV = "SMPIPE_TRAIN_PACKED"  # 1: unpadded batches where the model and host allow
@@ -43,12 +44,20 @@ def unsupported(model, device: str, processes: int, precision: str = "bf16") -> 
     return None
 
 
+def bucket() -> int:
+    value = os.environ.get(BUCKET) or str(MULTIPLE)
+    if not value.isdigit() or int(value) < 1:
+        raise StepError(f"{BUCKET}={value!r} is not a positive whole number of tokens: unset it (default {MULTIPLE}) "
+                        "or set e.g. 512")
+    return int(value)
+
+
 def collate(pad_id: int, multiple: int | None = None):
     """Rows laid end to end (TokenMatrix.packed), the tokens padded up to ``multiple`` as a segment of their own
     (the kernel reads the cumulative lengths as int32), and where each row's first token is."""
     from steps.inference.batching import TokenMatrix
 
-    multiple = multiple or int(os.environ.get(BUCKET, MULTIPLE))
+    multiple = multiple or bucket()
 
     def fn(rows: list[dict]) -> dict[str, torch.Tensor]:
         rows_packed = TokenMatrix.from_rows([r["input_ids"] for r in rows]).packed(range(len(rows)))

@@ -9,7 +9,16 @@ from steps.core.common import StepError, read_labels
 from steps.inference.batching import CappedWindows, LengthGroupedBatches, collate, row_lengths
 from steps.training import packed
 
-COMPILE_MODE = "SMPIPE_TRAIN_COMPILE_MODE"  # torch.compile's mode on GPU: default, reduce-overhead (CUDA graphs)…
+COMPILE_MODE = "SMPIPE_TRAIN_COMPILE_MODE"  # torch.compile's mode on GPU (bench/train_ab.py compares them)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # reduce-overhead: CUDA graphs
+
+
+def compile_mode() -> str:
+    mode = os.environ.get(COMPILE_MODE) or "default"
+    if mode not in COMPILE_MODES:
+        raise StepError(f"{COMPILE_MODE}={mode!r} is not a torch.compile mode: unset it or set one of "
+                        f"{', '.join(COMPILE_MODES)}")
+    return mode
 
 
 def model_source(args) -> str:
@@ -57,9 +66,9 @@ def compile_plugin(args, lengths: list[int]):
     import torch
     from accelerate.utils import TorchDynamoPlugin
 
+    mode = compile_mode()  # checked on CPU too: a bad value fails here, not on the first GPU job
     if not (args.torch_compile and torch.cuda.is_available()):
         return TorchDynamoPlugin(backend="no")
-    mode = os.environ.get(COMPILE_MODE, "default")  # bench/train_ab.py compares modes
     if min(lengths, default=0) == max(lengths, default=0):
         return TorchDynamoPlugin(backend="inductor", mode=mode)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
