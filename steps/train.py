@@ -24,7 +24,7 @@ from steps.core.common import StepError, aggregate_windows, classification_metri
 from steps.core.progress import Progress
 from steps.training import checkpoints, packed, throughput
 from steps.training import report as train_report
-from steps.training.setup import make_loader, make_optimizer, setup
+from steps.training.setup import compile_mode, make_loader, make_optimizer, setup
 
 HYPERPARAMETERS = {  # name → (type, default); the spec's Hyperparameters mirror these
     "epochs": (int, 3), "learning_rate": (float, 3e-5), "batch_size": (int, 32),
@@ -143,6 +143,7 @@ class Loop:
     labels: list
     per_epoch: int
     run: object = None
+    graphs: bool = False  # torch.compile's CUDA graphs (SMPIPE_TRAIN_COMPILE_MODE=reduce-overhead) on the GPU
     step: int = 0
     step_losses: list = field(default_factory=list)
 
@@ -165,8 +166,9 @@ def build(args) -> Loop:
     total = per_epoch * args.epochs if not args.max_steps else min(args.max_steps, per_epoch * args.epochs)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), max(total, 1))
     accelerator.register_for_checkpointing(scheduler)
+    graphs = args.torch_compile and accelerator.device.type == "cuda" and compile_mode() == "reduce-overhead"
     return Loop(args, accelerator, model, base, tokenizer, optimizer, scheduler, train_loader, train_sampler, val_loader,
-                labels, per_epoch)
+                labels, per_epoch, graphs=graphs)
 
 
 def tokens(batch: dict) -> tuple:
@@ -178,6 +180,10 @@ def tokens(batch: dict) -> tuple:
 
 def train_step(t: Loop, batch: dict):
     """One micro-batch forward and backward; the optimizer and the schedule step when gradients sync."""
+    if t.graphs:  # CUDA graphs: a new step begins, the last step's outputs may be overwritten
+        import torch
+
+        torch.compiler.cudagraph_mark_step_begin()
     with t.accelerator.accumulate(t.model):
         loss = t.model(**batch).loss
         t.accelerator.backward(loss)

@@ -56,3 +56,24 @@ def test_the_check_catches_a_blocking_batch_copy(tmp_path, prepared, hf, monkeyp
     monkeypatch.setattr(accelerate, "DataLoaderConfiguration", lambda **kw: config(**{**kw, "non_blocking": False}))
     with pytest.raises(RuntimeError, match="synchroniz"):
         run_steps(tmp_path, prepared, hf, monkeypatch, "padded")
+
+
+@pytest.mark.parametrize("layout", ["padded", "unpadded"])
+def test_cuda_graph_steps_train_and_keep_their_logged_losses(tmp_path, prepared, hf, monkeypatch, layout):  # noqa: F811
+    """SMPIPE_TRAIN_COMPILE_MODE=reduce-overhead: an epoch through train_epoch, whose logged losses must be
+    copies (a replay overwrites the graph's outputs; reading an overwritten one raises)."""
+    from accelerate.state import AcceleratorState
+
+    from steps import train
+    from steps.training import packed, setup
+
+    monkeypatch.setenv(setup.COMPILE_MODE, "reduce-overhead")
+    monkeypatch.setenv(packed.ENV, "1" if layout == "unpadded" else "0")
+    AcceleratorState._reset_state(True)
+    args = train.parse_args(["--data-dir", str(prepared), "--pretrained", str(hf), "--model-dir", str(tmp_path / "m"),
+                             "--checkpoint-dir", str(tmp_path / "c"), "--epochs", "1", "--batch-size", "4"])
+    t = train.build(args)
+    assert t.graphs
+    metrics, _ = train.train_epoch(t, 1)
+    assert t.step >= 4 and all(v == v for v in metrics.values())  # no NaN
+    assert len({round(v, 6) for _, v in t.step_losses}) == len(t.step_losses) >= 1
