@@ -36,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     import uvicorn
 
+    from steps.serving import settings
+
+    settings.check()
     args = parse_args(argv)
     workers = int(os.environ.get("SMPIPE_SERVE_WORKERS") or app.default_workers())
     os.environ.update(SMPIPE_SERVE_MODEL_DIR=str(args.model_dir), SMPIPE_SERVE_WORKERS=str(workers),

@@ -17,8 +17,6 @@ def max_body_mb() -> float:
     return float(os.environ.get("SMPIPE_MAX_BODY_MB", "6"))
 
 
-MAX_BODY_MB = max_body_mb()
-
 
 def max_texts() -> int:
     """Texts one endpoint request may hold (SMPIPE_SERVE_MAX_TEXTS, 0 = any): one request must not hold the
@@ -42,7 +40,7 @@ def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
     gc.collect()
     gc.freeze()
     batcher = Batcher(predictor, max_wait=max_wait)
-    limit = max_texts()
+    limit, max_mb = max_texts(), max_body_mb()
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -59,15 +57,15 @@ def create_app(model_dir: Path, max_wait: float = 0.0, model=None):
 
     @app.get("/execution-parameters")
     async def execution_parameters():  # what batch transform asks before it starts sending records
-        return {"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": int(min(MAX_BODY_MB, 100))}
+        return {"MaxConcurrentTransforms": 4, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": int(min(max_mb, 100))}
 
     async def invocations(request: Request) -> tuple[int, bytes, str]:
         """(status, body, media type) of one POST /invocations."""
         try:
             declared = int(request.headers.get("content-length") or 0)
-            body = b"" if declared > MAX_BODY_MB * 2**20 else await request.body()
-            if max(declared, len(body)) > MAX_BODY_MB * 2**20:
-                raise BadRequest(413, f"the body is larger than {MAX_BODY_MB:g} MB; send fewer texts per request")
+            body = b"" if declared > max_mb * 2**20 else await request.body()
+            if max(declared, len(body)) > max_mb * 2**20:
+                raise BadRequest(413, f"the body is larger than {max_mb:g} MB; send fewer texts per request")
             texts, kind = parse(body, request.headers.get("content-type"))
             if limit and len(texts) > limit:
                 raise BadRequest(413, f"{len(texts):,} texts in one request; at most {limit:,} "
